@@ -1,0 +1,88 @@
+"""Locating and loading the Menagerie Unitree G1 model (never copied into this repository).
+
+Resolution order: an explicit path; ``$EXOACTOR_G1_MJCF``; the ``mujoco-menagerie`` package
+(which honours ``$MENAGERIE_ROOT`` and otherwise downloads into its cache).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from exoactor.g1.joints import G1_JOINT_NAMES
+
+
+class RobotModelError(RuntimeError):
+    """The G1 model cannot be found or does not match the expected joint layout."""
+
+
+def load_g1_spec(model_dir: str | os.PathLike | None = None, with_floor: bool = True):
+    """An editable ``mujoco.MjSpec`` of the G1 (``scene.xml`` with floor, or bare ``g1.xml``).
+
+    ``model_dir`` or ``$EXOACTOR_G1_DIR`` name a folder with Menagerie's unitree_g1 files;
+    otherwise the ``mujoco-menagerie`` package provides them (set ``MENAGERIE_ROOT`` offline).
+    """
+    import mujoco  # noqa: PLC0415
+
+    entry = "scene" if with_floor else "g1"
+    explicit = model_dir or os.environ.get("EXOACTOR_G1_DIR")
+    if explicit:
+        path = Path(explicit).expanduser() / f"{entry}.xml"
+        if not path.is_file():
+            raise RobotModelError(f"G1 model file not found: {path}")
+        return mujoco.MjSpec.from_file(str(path))
+    try:
+        import mujoco_menagerie  # noqa: PLC0415
+    except ImportError as e:
+        raise RobotModelError(
+            "cannot find the Unitree G1 model: install the 'mujoco-menagerie' package "
+            "(offline: also set MENAGERIE_ROOT to a Menagerie checkout) or set EXOACTOR_G1_DIR") from e
+    try:
+        return mujoco_menagerie.get("unitree_g1").spec(entry)
+    except Exception as e:  # noqa: BLE001 - any lookup/download failure is reported the same way
+        hint = "" if os.environ.get("MENAGERIE_ROOT") else " (offline? set MENAGERIE_ROOT)"
+        raise RobotModelError(f"mujoco-menagerie could not provide unitree_g1{hint}: {e}") from e
+
+
+def load_g1_model(model_dir: str | os.PathLike | None = None, with_floor: bool = True):
+    """Compiled ``mujoco.MjModel`` of the G1, checked to be in Unitree motor order."""
+    model = load_g1_spec(model_dir, with_floor).compile()
+    check_joint_layout(model)
+    return model
+
+
+def check_joint_layout(model) -> None:
+    """Raise unless the model's hinge joints are the 29 G1 joints in Unitree motor order."""
+    import mujoco  # noqa: PLC0415
+
+    names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) for j in range(model.njnt)
+             if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE]
+    if tuple(names[:29]) != G1_JOINT_NAMES:
+        raise RobotModelError("the G1 model's joints are not in Unitree motor order: " + ", ".join(names[:29]))
+
+
+def joint_ranges_rad(model) -> np.ndarray:
+    """(29, 2) joint position ranges of the G1 body joints, Unitree motor order."""
+    import mujoco  # noqa: PLC0415
+
+    ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, n) for n in G1_JOINT_NAMES]
+    return np.array([model.jnt_range[i] for i in ids], dtype=np.float64)
+
+
+def torque_limits_nm(model) -> np.ndarray:
+    """(29,) actuator torque limits (absolute), Unitree motor order."""
+    import mujoco  # noqa: PLC0415
+
+    ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, n) for n in G1_JOINT_NAMES]
+    return np.array([model.jnt_actfrcrange[i][1] for i in ids], dtype=np.float64)
+
+
+def stand_pose_rad(model) -> np.ndarray:
+    """(29,) joint positions of the model's ``stand`` keyframe, Unitree motor order."""
+    import mujoco  # noqa: PLC0415
+
+    k = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, "stand")
+    if k < 0:
+        return np.zeros(29)
+    return np.array(model.key_qpos[k][7:7 + 29], dtype=np.float64)

@@ -1,0 +1,9 @@
+"""Human motion: the shared representation and the estimators that produce it from video."""
+from exoactor.motion.human_motion import HUMAN_KEYPOINTS, HumanMotion, MotionEstimationError
+
+ESTIMATOR_BACKENDS = {
+    "mediapipe": "exoactor.motion.mediapipe_estimator:MediaPipeEstimator",
+}
+"""Registry: backend name -> "module:class" implementing :class:`exoactor.motion.estimator.MotionEstimator`."""
+
+__all__ = ["HUMAN_KEYPOINTS", "HumanMotion", "MotionEstimationError", "ESTIMATOR_BACKENDS"]

@@ -1,0 +1,112 @@
+"""HumanMotion: a world-grounded clip of human body keypoints, the pipeline's motion currency.
+
+World frame: REP 103, z up, metres, origin on the floor under the robot's pelvis at task start,
+x along the robot's facing direction (see msg/HumanMotion.msg).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+HUMAN_KEYPOINTS: tuple[str, ...] = (
+    "pelvis", "left_hip", "right_hip", "spine", "neck", "head",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hand", "right_hand",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_toe", "right_toe",
+)
+"""Keypoint set of estimators in this project (names follow SMPL where SMPL has the joint).
+"spine" is the mid-point of hips and shoulders, "neck" the mid-point of the shoulders,
+"hand" the middle of the knuckles, "toe" the tip of the foot."""
+
+KP = {name: i for i, name in enumerate(HUMAN_KEYPOINTS)}
+"""Keypoint name -> index in HUMAN_KEYPOINTS."""
+
+FLAG_INTERPOLATED = 1
+FLAG_NO_PERSON = 2
+
+
+class MotionEstimationError(RuntimeError):
+    """Estimation failed for a reason the user can act on (no person, unreadable video...)."""
+
+
+@dataclass
+class HumanMotion:
+    """A motion clip. T frames, J keypoints.
+
+    keypoints_world_m: (T, J, 3) world positions, metres.
+    confidence: (T, J) in [0, 1].
+    root_pos_world_m: (T, 3) pelvis position, metres.
+    root_quat_wxyz: (T, 4) pelvis orientation (w, x, y, z); pelvis x axis = facing direction.
+    frame_flags: (T,) uint8 bit set of FLAG_INTERPOLATED / FLAG_NO_PERSON.
+    """
+
+    fps: float
+    keypoints_world_m: np.ndarray
+    confidence: np.ndarray
+    root_pos_world_m: np.ndarray
+    root_quat_wxyz: np.ndarray
+    height_m: float
+    keypoint_names: tuple[str, ...] = HUMAN_KEYPOINTS
+    frame_flags: np.ndarray = field(default=None)  # type: ignore[assignment]
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self.keypoints_world_m = np.asarray(self.keypoints_world_m, dtype=np.float64)
+        t = self.keypoints_world_m.shape[0]
+        if self.frame_flags is None:
+            self.frame_flags = np.zeros(t, dtype=np.uint8)
+        self.validate()
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.keypoints_world_m.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_frames / self.fps
+
+    def keypoint(self, name: str) -> np.ndarray:
+        """(T, 3) trajectory of one keypoint."""
+        return self.keypoints_world_m[:, self.keypoint_names.index(name)]
+
+    def validate(self) -> None:
+        """Raise MotionEstimationError if shapes disagree or values are not finite."""
+        t = self.num_frames
+        j = len(self.keypoint_names)
+        checks = [
+            (self.keypoints_world_m.shape == (t, j, 3), f"keypoints shape {self.keypoints_world_m.shape} != ({t}, {j}, 3)"),
+            (np.shape(self.confidence) == (t, j), f"confidence shape {np.shape(self.confidence)} != ({t}, {j})"),
+            (np.shape(self.root_pos_world_m) == (t, 3), "root_pos_world_m must be (T, 3)"),
+            (np.shape(self.root_quat_wxyz) == (t, 4), "root_quat_wxyz must be (T, 4)"),
+            (np.shape(self.frame_flags) == (t,), "frame_flags must be (T,)"),
+            (t >= 2, f"a motion needs at least 2 frames, got {t}"),
+            (self.fps > 0, f"fps must be positive, got {self.fps}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise MotionEstimationError(f"invalid motion: {msg}")
+        for name in ("keypoints_world_m", "confidence", "root_pos_world_m", "root_quat_wxyz"):
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise MotionEstimationError(f"invalid motion: {name} contains NaN or Inf")
+
+    def save(self, path: Path | str) -> Path:
+        """Write a .npz (arrays plus fps, height_m, source, keypoint_names)."""
+        path = Path(path)
+        np.savez_compressed(
+            path, fps=self.fps, keypoints_world_m=self.keypoints_world_m, confidence=self.confidence,
+            root_pos_world_m=self.root_pos_world_m, root_quat_wxyz=self.root_quat_wxyz,
+            height_m=self.height_m, keypoint_names=np.array(self.keypoint_names),
+            frame_flags=self.frame_flags, source=self.source)
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> "HumanMotion":
+        with np.load(path, allow_pickle=False) as z:
+            return cls(fps=float(z["fps"]), keypoints_world_m=z["keypoints_world_m"],
+                       confidence=z["confidence"], root_pos_world_m=z["root_pos_world_m"],
+                       root_quat_wxyz=z["root_quat_wxyz"], height_m=float(z["height_m"]),
+                       keypoint_names=tuple(str(s) for s in z["keypoint_names"]),
+                       frame_flags=z["frame_flags"], source=str(z["source"]))

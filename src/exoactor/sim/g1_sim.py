@@ -1,0 +1,204 @@
+"""MuJoCo G1 simulation obeying the Unitree motor PD law, with an elastic band and a camera.
+
+The Menagerie G1's position actuators are turned into torque motors at load, so each motor runs
+exactly ``tau = tau_ff + kp (q_des - q) + kd (dq_des - dq)`` (clipped to the motor's torque
+limit) from the latest command, as on the robot and in unitree_mujoco.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from exoactor.g1.joints import G1_JOINT_NAMES, NUM_BODY_JOINTS
+from exoactor.g1.lowcmd import LowCmdFrame
+from exoactor.g1.model import check_joint_layout, load_g1_spec, torque_limits_nm
+from exoactor.geometry import PinholeCamera, matrix_to_quat_wxyz
+
+
+@dataclass
+class ElasticBand:
+    """Virtual spring-damper pulling a body towards an anchor above the robot (unitree_mujoco).
+
+    force = (stiffness * (|d| - length_m) - damping * v.d/|d|) * d/|d|, d = anchor - body position.
+    """
+
+    enabled: bool = True
+    stiffness_n_m: float = 200.0
+    damping_n_s_m: float = 100.0
+    anchor_world_m: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 3.0]))
+    length_m: float = 0.0
+    body: str = "torso_link"
+
+    def force(self, pos_world_m: np.ndarray, vel_world_m_s: np.ndarray) -> np.ndarray:
+        """Force (3,) in newtons on the attached body."""
+        d = self.anchor_world_m - pos_world_m
+        dist = float(np.linalg.norm(d))
+        if not self.enabled or dist < 1e-9:
+            return np.zeros(3)
+        u = d / dist
+        return (self.stiffness_n_m * (dist - self.length_m) - self.damping_n_s_m * float(vel_world_m_s @ u)) * u
+
+
+@dataclass
+class G1State:
+    """Measured state in Unitree motor order; IMU in the pelvis frame, quaternion (w, x, y, z)."""
+
+    time_s: float
+    q_rad: np.ndarray
+    dq_rad_s: np.ndarray
+    ddq_rad_s2: np.ndarray
+    tau_nm: np.ndarray
+    imu_quat_wxyz: np.ndarray
+    imu_gyro_rad_s: np.ndarray
+    imu_acc_m_s2: np.ndarray
+    base_pos_world_m: np.ndarray
+    base_quat_wxyz: np.ndarray
+
+
+class G1Simulator:
+    """The G1 in its scene. Not thread-safe except :meth:`set_command` (any thread)."""
+
+    def __init__(self, band: ElasticBand | None = None, model_dir: str | None = None,
+                 camera: PinholeCamera | None = None, scene_objects: bool = True):
+        import mujoco  # noqa: PLC0415
+
+        self._mj = mujoco
+        spec = load_g1_spec(model_dir, with_floor=True)
+        if scene_objects:
+            _add_scene_objects(spec)
+        self.camera = camera
+        if camera is not None:
+            rot_mj = camera.rot_world_from_optical @ np.diag([1.0, -1.0, -1.0])
+            spec.worldbody.add_camera(name="exocentric", pos=camera.pos_world_m,
+                                      quat=matrix_to_quat_wxyz(rot_mj), fovy=camera.fovy_deg)
+        self.model = spec.compile()
+        check_joint_layout(self.model)
+        m = self.model
+        # Position actuators -> torque motors: ctrl is the joint torque.
+        m.actuator_gainprm[:, :] = 0.0
+        m.actuator_gainprm[:, 0] = 1.0
+        m.actuator_biasprm[:, :] = 0.0
+        m.actuator_ctrllimited[:] = 0
+        self.data = mujoco.MjData(m)
+        self.band = band if band is not None else ElasticBand()
+        self._band_body = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, self.band.body)
+        jids = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, n) for n in G1_JOINT_NAMES]
+        self._qadr = np.array([m.jnt_qposadr[j] for j in jids])
+        self._vadr = np.array([m.jnt_dofadr[j] for j in jids])
+        self.torque_limit_nm = torque_limits_nm(m)
+        self._imu_site = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, "imu_in_pelvis")
+        self._gyro_adr = m.sensor_adr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SENSOR, "imu-pelvis-angular-velocity")]
+        self._acc_adr = m.sensor_adr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SENSOR, "imu-pelvis-linear-acceleration")]
+        self._cmd_lock = threading.Lock()
+        self._cmd: LowCmdFrame | None = None
+        self._renderer = None
+        self._prev_dq = np.zeros(NUM_BODY_JOINTS)
+        self.reset()
+
+    @property
+    def timestep_s(self) -> float:
+        return float(self.model.opt.timestep)
+
+    def reset(self, keyframe: str = "stand") -> None:
+        """Put the robot in a keyframe pose, at rest, with no command (motors off)."""
+        mj = self._mj
+        k = mj.mj_name2id(self.model, mj.mjtObj.mjOBJ_KEY, keyframe)
+        if k >= 0:
+            mj.mj_resetDataKeyframe(self.model, self.data, k)
+        else:
+            mj.mj_resetData(self.model, self.data)
+        mj.mj_forward(self.model, self.data)
+        if self.band.length_m <= 0.0:
+            # Default band length: taut at the initial pose minus 2 cm of sag.
+            p = self.data.xpos[self._band_body]
+            self.band.length_m = float(np.linalg.norm(self.band.anchor_world_m - p)) - 0.02
+        with self._cmd_lock:
+            self._cmd = None
+
+    def set_command(self, cmd: LowCmdFrame) -> None:
+        """Latest LowCmd (motor slots 0..28 drive the body). Thread-safe."""
+        with self._cmd_lock:
+            self._cmd = cmd
+
+    def motor_torques(self) -> np.ndarray:
+        """Torques (29,) the motors apply now under the PD law (0 for disabled motors)."""
+        with self._cmd_lock:
+            cmd = self._cmd
+        if cmd is None:
+            return np.zeros(NUM_BODY_JOINTS)
+        n = NUM_BODY_JOINTS
+        q = self.data.qpos[self._qadr]
+        dq = self.data.qvel[self._vadr]
+        tau = cmd.tau[:n] + cmd.kp[:n] * (cmd.q[:n] - q) + cmd.kd[:n] * (cmd.dq[:n] - dq)
+        tau = np.where(cmd.mode[:n] == 1, tau, 0.0)
+        tau = np.where(np.isfinite(tau), tau, 0.0)
+        return np.clip(tau, -self.torque_limit_nm, self.torque_limit_nm)
+
+    def step(self, n: int = 1) -> None:
+        """Advance n physics steps, recomputing motor torques and band force each step."""
+        mj, m, d = self._mj, self.model, self.data
+        for _ in range(n):
+            d.ctrl[:NUM_BODY_JOINTS] = self.motor_torques()
+            d.xfrc_applied[self._band_body, :3] = self.band.force(
+                d.xpos[self._band_body], self._body_linvel(self._band_body))
+            self._prev_dq = d.qvel[self._vadr].copy()
+            mj.mj_step(m, d)
+
+    def _body_linvel(self, body: int) -> np.ndarray:
+        v = np.zeros(6)
+        self._mj.mj_objectVelocity(self.model, self.data, self._mj.mjtObj.mjOBJ_BODY, body, v, 0)
+        return v[3:]
+
+    def state(self) -> G1State:
+        d = self.data
+        dq = d.qvel[self._vadr].copy()
+        rot = d.site_xmat[self._imu_site].reshape(3, 3)
+        return G1State(
+            time_s=float(d.time), q_rad=d.qpos[self._qadr].copy(), dq_rad_s=dq,
+            ddq_rad_s2=(dq - self._prev_dq) / self.timestep_s, tau_nm=d.ctrl[:NUM_BODY_JOINTS].copy(),
+            imu_quat_wxyz=matrix_to_quat_wxyz(rot), imu_gyro_rad_s=d.sensordata[self._gyro_adr:self._gyro_adr + 3].copy(),
+            imu_acc_m_s2=d.sensordata[self._acc_adr:self._acc_adr + 3].copy(),
+            base_pos_world_m=d.qpos[0:3].copy(), base_quat_wxyz=d.qpos[3:7].copy())
+
+    def body_poses(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """World pose of every robot body: name -> (position m, quaternion w, x, y, z)."""
+        mj = self._mj
+        out = {}
+        for b in range(1, self.model.nbody):
+            name = mj.mj_id2name(self.model, mj.mjtObj.mjOBJ_BODY, b)
+            if name and not name.startswith("scene_"):
+                out[name] = (self.data.xpos[b].copy(), self.data.xquat[b].copy())
+        return out
+
+    def render(self) -> np.ndarray:
+        """RGB image (H, W, 3) uint8 from the exocentric camera."""
+        if self.camera is None:
+            raise RuntimeError("simulator created without a camera")
+        if self._renderer is None:
+            self._renderer = self._mj.Renderer(self.model, self.camera.height, self.camera.width)
+        self._renderer.update_scene(self.data, camera="exocentric")
+        return self._renderer.render()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+def _add_scene_objects(spec) -> None:
+    """A chair and a small table with a bottle, so the scene has something to act on."""
+    mj = __import__("mujoco")
+    box, cyl = mj.mjtGeom.mjGEOM_BOX, mj.mjtGeom.mjGEOM_CYLINDER
+    chair = spec.worldbody.add_body(name="scene_chair", pos=[-0.45, 0.0, 0.0])
+    wood = [0.55, 0.35, 0.2, 1.0]
+    chair.add_geom(type=box, size=[0.2, 0.2, 0.02], pos=[0, 0, 0.45], rgba=wood)
+    chair.add_geom(type=box, size=[0.02, 0.2, 0.25], pos=[-0.2, 0, 0.72], rgba=wood)
+    for x in (-0.18, 0.18):
+        for y in (-0.18, 0.18):
+            chair.add_geom(type=box, size=[0.02, 0.02, 0.22], pos=[x, y, 0.22], rgba=wood)
+    table = spec.worldbody.add_body(name="scene_table", pos=[0.75, 0.0, 0.0])
+    table.add_geom(type=box, size=[0.25, 0.4, 0.02], pos=[0, 0, 0.7], rgba=[0.8, 0.8, 0.75, 1])
+    table.add_geom(type=box, size=[0.03, 0.03, 0.34], pos=[0, 0, 0.34], rgba=[0.3, 0.3, 0.3, 1])
+    table.add_geom(type=cyl, size=[0.035, 0.1], pos=[-0.1, -0.15, 0.82], rgba=[0.1, 0.5, 0.2, 1])

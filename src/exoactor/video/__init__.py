@@ -1,0 +1,7 @@
+"""Video generation: a planned step (+ reference image) -> a video of a human doing it."""
+
+VIDEO_BACKENDS = {
+    "synthetic": "exoactor.video.synthetic:SyntheticVideoGenerator",
+    "file": "exoactor.video.file_backend:FileVideoGenerator",
+}
+"""Registry: backend name -> "module:class" implementing :class:`exoactor.video.base.VideoGenerator`."""
