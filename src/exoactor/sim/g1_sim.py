@@ -93,6 +93,8 @@ class G1Simulator:
         self._acc_adr = m.sensor_adr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SENSOR, "imu-pelvis-linear-acceleration")]
         self._cmd_lock = threading.Lock()
         self._cmd: LowCmdFrame | None = None
+        self._physics_lock = threading.Lock()
+        self._render_data = mujoco.MjData(m)
         self._renderer = None
         self._prev_dq = np.zeros(NUM_BODY_JOINTS)
         self.reset()
@@ -139,12 +141,13 @@ class G1Simulator:
     def step(self, n: int = 1) -> None:
         """Advance n physics steps, recomputing motor torques and band force each step."""
         mj, m, d = self._mj, self.model, self.data
-        for _ in range(n):
-            d.ctrl[:NUM_BODY_JOINTS] = self.motor_torques()
-            d.xfrc_applied[self._band_body, :3] = self.band.force(
-                d.xpos[self._band_body], self._body_linvel(self._band_body))
-            self._prev_dq = d.qvel[self._vadr].copy()
-            mj.mj_step(m, d)
+        with self._physics_lock:
+            for _ in range(n):
+                d.ctrl[:NUM_BODY_JOINTS] = self.motor_torques()
+                d.xfrc_applied[self._band_body, :3] = self.band.force(
+                    d.xpos[self._band_body], self._body_linvel(self._band_body))
+                self._prev_dq = d.qvel[self._vadr].copy()
+                mj.mj_step(m, d)
 
     def _body_linvel(self, body: int) -> np.ndarray:
         v = np.zeros(6)
@@ -173,12 +176,23 @@ class G1Simulator:
         return out
 
     def render(self) -> np.ndarray:
-        """RGB image (H, W, 3) uint8 from the exocentric camera."""
+        """RGB image (H, W, 3) uint8 from the exocentric camera.
+
+        Safe to call from a thread other than the one stepping: it renders a snapshot of the
+        state, and the physics keeps running meanwhile (MuJoCo releases the GIL while drawing).
+        Call it from one thread only (the GL context belongs to the thread that first renders).
+        """
+        mj = self._mj
         if self.camera is None:
             raise RuntimeError("simulator created without a camera")
         if self._renderer is None:
-            self._renderer = self._mj.Renderer(self.model, self.camera.height, self.camera.width)
-        self._renderer.update_scene(self.data, camera="exocentric")
+            self.model.vis.quality.shadowsize = 0
+            self._renderer = mj.Renderer(self.model, self.camera.height, self.camera.width)
+        with self._physics_lock:
+            mj.mj_copyData(self._render_data, self.model, self.data)
+        self._renderer.update_scene(self._render_data, camera="exocentric")
+        for flag in (mj.mjtRndFlag.mjRND_SHADOW, mj.mjtRndFlag.mjRND_REFLECTION, mj.mjtRndFlag.mjRND_SKYBOX):
+            self._renderer.scene.flags[flag] = 0
         return self._renderer.render()
 
     def close(self) -> None:
@@ -198,7 +212,7 @@ def _add_scene_objects(spec) -> None:
     for x in (-0.18, 0.18):
         for y in (-0.18, 0.18):
             chair.add_geom(type=box, size=[0.02, 0.02, 0.22], pos=[x, y, 0.22], rgba=wood)
-    table = spec.worldbody.add_body(name="scene_table", pos=[0.75, 0.0, 0.0])
+    table = spec.worldbody.add_body(name="scene_table", pos=[0.6, 0.75, 0.0])
     table.add_geom(type=box, size=[0.25, 0.4, 0.02], pos=[0, 0, 0.7], rgba=[0.8, 0.8, 0.75, 1])
     table.add_geom(type=box, size=[0.03, 0.03, 0.34], pos=[0, 0, 0.34], rgba=[0.3, 0.3, 0.3, 1])
     table.add_geom(type=cyl, size=[0.035, 0.1], pos=[-0.1, -0.15, 0.82], rgba=[0.1, 0.5, 0.2, 1])

@@ -1,0 +1,1 @@
+"""Joint-space tracking: what the robot is commanded, tick by tick."""

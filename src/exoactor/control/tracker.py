@@ -1,0 +1,173 @@
+"""The joint tracking controller behind ``/lowcmd``: ramp in, play, ramp to hold, damp.
+
+ROS-free and clock-agnostic: the caller passes times in seconds. Every command passes through
+:class:`exoactor.g1.safety.CommandLimits` (positions, speeds and per-tick change), so nothing it
+returns lies outside the robot's limits.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from exoactor.g1.joints import DAMPING_KD, NUM_BODY_JOINTS
+from exoactor.g1.safety import CommandLimits
+from exoactor.retarget.trajectory import G1JointTrajectory
+
+
+class Phase(str, Enum):
+    IDLE = "idle"          # nothing commanded yet
+    RAMP_IN = "ramp_in"    # from the measured pose to the trajectory's first frame
+    TRACKING = "tracking"  # playing the trajectory
+    HOLDING = "holding"    # holding the last commanded pose
+    TO_HOLD = "to_hold"    # ramping to the hold pose (cancel)
+    DAMPING = "damping"    # kp = 0, kd = DAMPING_KD: letting go safely (lost state, fault)
+
+
+@dataclass
+class JointCommand:
+    """One tick: positions (29,) rad, velocities (29,) rad/s, gains (29,), number of clamped joints."""
+
+    q_rad: np.ndarray
+    dq_rad_s: np.ndarray
+    kp: np.ndarray
+    kd: np.ndarray
+    phase: Phase
+    clamped: int
+
+
+def _min_jerk(s: float) -> tuple[float, float]:
+    """Position fraction and its derivative (per unit s) of a minimum-jerk profile."""
+    s = min(max(s, 0.0), 1.0)
+    return 10 * s**3 - 15 * s**4 + 6 * s**5, 30 * s**2 - 60 * s**3 + 30 * s**4
+
+
+class JointTrackingController:
+    """Thread-safe; ``tick`` is called by the control loop, the rest by action callbacks."""
+
+    def __init__(self, limits: CommandLimits, kp: np.ndarray, kd: np.ndarray, hold_pose_rad: np.ndarray,
+                 ramp_in_min_s: float = 2.0, ramp_speed_rad_s: float = 0.5):
+        self.limits = limits
+        self.kp = np.asarray(kp, dtype=np.float64)
+        self.kd = np.asarray(kd, dtype=np.float64)
+        self.hold_pose_rad = np.clip(hold_pose_rad, limits.q_min_rad, limits.q_max_rad)
+        self.ramp_in_min_s = ramp_in_min_s
+        self.ramp_speed_rad_s = ramp_speed_rad_s
+        self._lock = threading.Lock()
+        self.phase = Phase.IDLE
+        self._traj: G1JointTrajectory | None = None
+        self._t_phase = 0.0
+        self._ramp_from = np.zeros(NUM_BODY_JOINTS)
+        self._ramp_to = np.zeros(NUM_BODY_JOINTS)
+        self._ramp_T = 1.0
+        self._last_q: np.ndarray | None = None
+        self._last_t: float | None = None
+        self.clamped_total = 0
+        self._log_t: list[float] = []
+        self._log_cmd: list[np.ndarray] = []
+        self._log_meas: list[np.ndarray] = []
+
+    # ---- commands from the action server -------------------------------------------------
+    def _ramp_duration(self, a: np.ndarray, b: np.ndarray) -> float:
+        return max(self.ramp_in_min_s, float(np.max(np.abs(b - a))) / self.ramp_speed_rad_s)
+
+    def start(self, traj: G1JointTrajectory, q_measured_rad: np.ndarray, t_now: float, ramp_in: bool = True) -> float:
+        """Begin a trajectory; returns the ramp-in duration (s). Raises UnsafeCommandError."""
+        self.limits.check_finite(q_measured_rad, "measured joint positions")
+        self.limits.check_finite(traj.positions_rad, "trajectory")
+        with self._lock:
+            start = self._last_q if self._last_q is not None and self.phase != Phase.IDLE else np.asarray(q_measured_rad, float)
+            target = np.clip(traj.positions_rad[0], self.limits.q_min_rad, self.limits.q_max_rad)
+            self._traj = traj
+            self._log_t, self._log_cmd, self._log_meas = [], [], []
+            self.clamped_total = 0
+            if ramp_in or self.phase == Phase.IDLE:
+                self._begin_ramp(Phase.RAMP_IN, start, target, t_now)
+            else:
+                self.phase, self._t_phase = Phase.TRACKING, t_now
+            return self._ramp_T if self.phase == Phase.RAMP_IN else 0.0
+
+    def go_to_hold(self, t_now: float, q_measured_rad: np.ndarray | None = None) -> float:
+        """Ramp from the current command to the hold pose; returns the ramp duration (s)."""
+        with self._lock:
+            start = self._last_q if self._last_q is not None else q_measured_rad
+            if start is None:
+                return 0.0
+            self._traj = None
+            self._begin_ramp(Phase.TO_HOLD, np.asarray(start, float), self.hold_pose_rad, t_now)
+            return self._ramp_T
+
+    def damp(self) -> None:
+        """Switch to damping (kp = 0): used when the robot state is lost or invalid."""
+        with self._lock:
+            self.phase = Phase.DAMPING
+            self._traj = None
+
+    def _begin_ramp(self, phase: Phase, a: np.ndarray, b: np.ndarray, t_now: float) -> None:
+        self.phase = phase
+        self._ramp_from, self._ramp_to = a.copy(), b.copy()
+        self._ramp_T = self._ramp_duration(a, b)
+        self._t_phase = t_now
+
+    # ---- the control loop -----------------------------------------------------------------
+    def tick(self, t_now: float) -> JointCommand | None:
+        """The command for time t_now, or None while IDLE (send nothing)."""
+        with self._lock:
+            if self.phase == Phase.IDLE:
+                return None
+            if self.phase == Phase.DAMPING:
+                q = self._last_q if self._last_q is not None else self.hold_pose_rad
+                return JointCommand(q.copy(), np.zeros(NUM_BODY_JOINTS), np.zeros(NUM_BODY_JOINTS),
+                                    np.full(NUM_BODY_JOINTS, DAMPING_KD), Phase.DAMPING, 0)
+            t = t_now - self._t_phase
+            if self.phase in (Phase.RAMP_IN, Phase.TO_HOLD):
+                f, df = _min_jerk(t / self._ramp_T)
+                q = self._ramp_from + f * (self._ramp_to - self._ramp_from)
+                dq = (df / self._ramp_T) * (self._ramp_to - self._ramp_from)
+                if t >= self._ramp_T:
+                    if self.phase == Phase.RAMP_IN and self._traj is not None:
+                        self.phase, self._t_phase = Phase.TRACKING, t_now
+                    else:
+                        self.phase = Phase.HOLDING
+            elif self.phase == Phase.TRACKING and self._traj is not None:
+                q, dq = self._traj.sample(t)
+                if t >= self._traj.duration_s:
+                    self.phase = Phase.HOLDING
+                    dq = np.zeros(NUM_BODY_JOINTS)
+            else:  # HOLDING
+                q = self._last_q if self._last_q is not None else self.hold_pose_rad
+                dq = np.zeros(NUM_BODY_JOINTS)
+            dt = None if self._last_t is None else max(t_now - self._last_t, 1e-4)
+            q, dq, clamped = self.limits.apply(q, dq, self._last_q if dt is not None else None, dt)
+            self.clamped_total += clamped
+            self._last_q, self._last_t = q, t_now
+            return JointCommand(q, dq, self.kp.copy(), self.kd.copy(), self.phase, clamped)
+
+    # ---- progress and logging -----------------------------------------------------------------
+    def tracking_progress(self, t_now: float) -> float:
+        """Fraction of the trajectory played (0 during ramp-in, 1 when holding)."""
+        with self._lock:
+            if self.phase == Phase.TRACKING and self._traj is not None:
+                return min(1.0, (t_now - self._t_phase) / max(self._traj.duration_s, 1e-6))
+            return 1.0 if self.phase == Phase.HOLDING else 0.0
+
+    def observe(self, t_now: float, q_measured_rad: np.ndarray) -> None:
+        """Record the measured pose against the current command while tracking."""
+        with self._lock:
+            if self.phase == Phase.TRACKING and self._last_q is not None:
+                self._log_t.append(t_now)
+                self._log_cmd.append(self._last_q.copy())
+                self._log_meas.append(np.asarray(q_measured_rad, float).copy())
+
+    def tracking_log(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(t (N,), commanded (N, 29), measured (N, 29)) recorded while tracking."""
+        with self._lock:
+            if not self._log_t:
+                return np.zeros(0), np.zeros((0, NUM_BODY_JOINTS)), np.zeros((0, NUM_BODY_JOINTS))
+            return np.array(self._log_t), np.array(self._log_cmd), np.array(self._log_meas)
+
+    def tracking_rmse_rad(self) -> float:
+        _, c, m = self.tracking_log()
+        return float(np.sqrt(np.mean((c - m) ** 2))) if len(c) else float("nan")

@@ -1,0 +1,6 @@
+"""Embodiment transfer: an exocentric image of the robot -> the same scene with a human."""
+
+EMBODIMENT_BACKENDS = {
+    "passthrough": "exoactor.embodiment.passthrough:PassthroughTransfer",
+}
+"""Registry: backend name -> "module:class" implementing :class:`exoactor.embodiment.base.EmbodimentTransfer`."""

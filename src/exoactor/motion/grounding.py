@@ -1,0 +1,96 @@
+"""Turning camera-oriented, hip-centred 3D keypoints into world-grounded motion.
+
+Inputs per frame: keypoints relative to the pelvis in the camera's optical axes (metres) and
+their pixel positions. The camera's calibration rotates them into the world; the foot that is
+lowest is assumed to touch the floor (z = sole height), and the ray through its pixel fixes the
+absolute position. Gaps are filled by interpolation and flagged; a non-causal Gaussian filter
+removes jitter without lag.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from exoactor.geometry import PinholeCamera, matrix_to_quat_wxyz
+from exoactor.motion.human_motion import FLAG_INTERPOLATED, FLAG_NO_PERSON, KP, HumanMotion, MotionEstimationError
+
+FOOT_POINTS = ("left_heel", "right_heel", "left_toe", "right_toe")
+SOLE_HEIGHT_M = {"left_heel": 0.03, "right_heel": 0.03, "left_toe": 0.02, "right_toe": 0.02}
+"""Height above the floor of foot landmarks when the foot is planted."""
+
+
+def fill_gaps(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Linear interpolation over time (axis 0) of frames where ``valid`` is False."""
+    out = values.copy()
+    t = np.arange(len(values))
+    if valid.sum() == 0:
+        raise MotionEstimationError("no person was detected in any frame of the video")
+    flat = out.reshape(len(values), -1)
+    for c in range(flat.shape[1]):
+        flat[~valid, c] = np.interp(t[~valid], t[valid], flat[valid, c])
+    return flat.reshape(values.shape)
+
+
+def gaussian_smooth(values: np.ndarray, sigma_frames: float) -> np.ndarray:
+    """Zero-lag Gaussian smoothing along axis 0 (edges padded by reflection)."""
+    if sigma_frames <= 0 or len(values) < 3:
+        return values
+    r = int(np.ceil(3 * sigma_frames))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma_frames) ** 2)
+    k /= k.sum()
+    pad = np.concatenate([values[r:0:-1], values, values[-2:-r - 2:-1]], axis=0) if len(values) > r + 1 else \
+        np.concatenate([np.repeat(values[:1], r, 0), values, np.repeat(values[-1:], r, 0)], axis=0)
+    flat = pad.reshape(len(pad), -1)
+    out = np.stack([np.convolve(flat[:, c], k, mode="valid") for c in range(flat.shape[1])], axis=1)
+    return out.reshape(values.shape)
+
+
+def ground_motion(rel_optical_m: np.ndarray, pixels_uv: np.ndarray, confidence: np.ndarray,
+                  detected: np.ndarray, camera: PinholeCamera, fps: float, source: str,
+                  smooth_sigma_frames: float = 1.5, min_detected_fraction: float = 0.5) -> HumanMotion:
+    """World-grounded motion from per-frame relative keypoints.
+
+    rel_optical_m: (T, J, 3) keypoints minus pelvis, in the camera optical axes, metres.
+    pixels_uv: (T, J, 2) pixel coordinates; confidence: (T, J); detected: (T,) bool.
+    """
+    t_count = len(detected)
+    if t_count < 2:
+        raise MotionEstimationError(f"the video has {t_count} frame(s); at least 2 are needed")
+    frac = float(np.mean(detected))
+    if frac == 0:
+        raise MotionEstimationError("no person was detected in any frame of the video")
+    if frac < min_detected_fraction:
+        raise MotionEstimationError(
+            f"a person was detected in only {frac:.0%} of the frames (need {min_detected_fraction:.0%})")
+    rel_w = rel_optical_m @ camera.rot_world_from_optical.T
+    rel_w = fill_gaps(rel_w, detected)
+    uv = fill_gaps(pixels_uv, detected)
+    conf = np.where(detected[:, None], confidence, 0.0)
+    # Absolute position: the lowest foot landmark touches the floor.
+    foot_idx = np.array([KP[n] for n in FOOT_POINTS])
+    sole = np.array([SOLE_HEIGHT_M[n] for n in FOOT_POINTS])
+    lowest = np.argmin(rel_w[:, foot_idx, 2] - sole[None], axis=1)
+    j = foot_idx[lowest]
+    foot_uv = uv[np.arange(t_count), j]
+    foot_world = camera.intersect_horizontal_plane(foot_uv, sole[lowest])
+    root = foot_world - rel_w[np.arange(t_count), j]
+    bad = ~np.all(np.isfinite(root), axis=1)
+    if bad.all():
+        raise MotionEstimationError("the person's feet are not on the floor as seen from the camera "
+                                    "(check the camera pose calibration)")
+    root = fill_gaps(np.where(bad[:, None], 0.0, root), ~bad)
+    root = gaussian_smooth(root, smooth_sigma_frames)
+    rel_w = gaussian_smooth(rel_w, smooth_sigma_frames)
+    kp = root[:, None, :] + rel_w
+    # Pelvis orientation: y = left hip - right hip (horizontal), z = up, x = y x z (facing).
+    left = kp[:, KP["left_hip"]] - kp[:, KP["right_hip"]]
+    left[:, 2] = 0.0
+    left /= np.maximum(np.linalg.norm(left, axis=1, keepdims=True), 1e-9)
+    up = np.tile([0.0, 0.0, 1.0], (t_count, 1))
+    fwd = np.cross(left, up)
+    rot = np.stack([fwd, left, up], axis=2)
+    quat = matrix_to_quat_wxyz(rot)
+    head_to_heel = kp[:, KP["head"], 2] - np.minimum(kp[:, KP["left_heel"], 2], kp[:, KP["right_heel"], 2])
+    height = float(np.percentile(head_to_heel, 90) + 0.12)
+    flags = np.where(detected, 0, FLAG_INTERPOLATED | FLAG_NO_PERSON).astype(np.uint8)
+    return HumanMotion(fps=fps, keypoints_world_m=kp, confidence=conf, root_pos_world_m=root.copy(),
+                       root_quat_wxyz=quat, height_m=height, frame_flags=flags, source=source)

@@ -1,0 +1,95 @@
+"""CPU motion estimator: MediaPipe Pose (weights inside the mediapipe 0.10.21 wheel).
+
+MediaPipe's 33 landmarks map onto HUMAN_KEYPOINTS (mid-points where the sets differ); its
+``pose_world_landmarks`` (metric, hip-centred, camera-oriented) give the 3D shape and
+:mod:`exoactor.motion.grounding` places it in the world.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from exoactor.geometry import PinholeCamera
+from exoactor.motion.estimator import EstimationCanceled, MotionEstimator, ProgressCallback
+from exoactor.motion.grounding import ground_motion
+from exoactor.motion.human_motion import HUMAN_KEYPOINTS, HumanMotion, MotionEstimationError
+
+# HUMAN_KEYPOINTS -> MediaPipe landmark indices averaged to make it.
+MEDIAPIPE_SOURCES: dict[str, tuple[int, ...]] = {
+    "pelvis": (23, 24), "left_hip": (23,), "right_hip": (24,), "spine": (11, 12, 23, 24),
+    "neck": (11, 12), "head": (0,), "left_shoulder": (11,), "right_shoulder": (12,),
+    "left_elbow": (13,), "right_elbow": (14,), "left_wrist": (15,), "right_wrist": (16,),
+    "left_hand": (17, 19), "right_hand": (18, 20), "left_knee": (25,), "right_knee": (26,),
+    "left_ankle": (27,), "right_ankle": (28,), "left_heel": (29,), "right_heel": (30,),
+    "left_toe": (31,), "right_toe": (32,),
+}
+_MAP = np.zeros((len(HUMAN_KEYPOINTS), 33))
+for _j, _name in enumerate(HUMAN_KEYPOINTS):
+    for _i in MEDIAPIPE_SOURCES[_name]:
+        _MAP[_j, _i] = 1.0 / len(MEDIAPIPE_SOURCES[_name])
+
+
+class MediaPipeEstimator(MotionEstimator):
+    """MediaPipe Pose in video mode (model_complexity=1: the only one bundled offline)."""
+
+    name = "mediapipe"
+
+    def __init__(self, min_detection_confidence: float = 0.5, smooth_sigma_frames: float = 1.5,
+                 min_detected_fraction: float = 0.5, **_ignored):
+        self.min_detection_confidence = float(min_detection_confidence)
+        self.smooth_sigma_frames = float(smooth_sigma_frames)
+        self.min_detected_fraction = float(min_detected_fraction)
+
+    def estimate(self, video_path: Path, camera: PinholeCamera, progress: ProgressCallback,
+                 cancel: threading.Event) -> HumanMotion:
+        import cv2  # noqa: PLC0415
+        import mediapipe as mp  # noqa: PLC0415
+
+        from exoactor.video.io import VideoReadError, read_video_frames, video_info  # noqa: PLC0415
+
+        try:
+            fps, n, w, h = video_info(video_path)
+        except VideoReadError as e:
+            raise MotionEstimationError(str(e)) from e
+        if min(w, h) < 64:
+            raise MotionEstimationError(f"the video is {w}x{h}; at least 64 pixels per side are needed")
+        sx, sy = camera.width / w, camera.height / h
+        if abs(sx - sy) > 0.02:
+            raise MotionEstimationError(
+                f"video aspect {w}x{h} does not match the camera calibration {camera.width}x{camera.height}")
+        rel, uv, conf, det = [], [], [], []
+        scale = 1.0 if max(w, h) <= 1280 else 1280.0 / max(w, h)
+        with mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True,
+                                    enable_segmentation=False,
+                                    min_detection_confidence=self.min_detection_confidence) as pose:
+            for i, frame in enumerate(read_video_frames(video_path)):
+                if cancel.is_set():
+                    raise EstimationCanceled("motion estimation canceled")
+                if scale != 1.0:
+                    frame = cv2.resize(frame, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
+                res = pose.process(np.ascontiguousarray(frame))
+                if res.pose_landmarks is None or res.pose_world_landmarks is None:
+                    rel.append(np.zeros((len(HUMAN_KEYPOINTS), 3)))
+                    uv.append(np.zeros((len(HUMAN_KEYPOINTS), 2)))
+                    conf.append(np.zeros(len(HUMAN_KEYPOINTS)))
+                    det.append(False)
+                else:
+                    lm = res.pose_landmarks.landmark
+                    wl = res.pose_world_landmarks.landmark
+                    px = np.array([[p.x * camera.width, p.y * camera.height] for p in lm])
+                    world = np.array([[p.x, p.y, p.z] for p in wl])
+                    vis = np.array([p.visibility for p in lm])
+                    k3 = _MAP @ world
+                    rel.append(k3 - k3[0])
+                    uv.append(_MAP @ px)
+                    conf.append(np.clip(_MAP @ vis, 0.0, 1.0))
+                    det.append(True)
+                if i % 10 == 0 or i + 1 == n:
+                    progress(i + 1, n, f"pose in frame {i + 1}/{n}")
+        if not det:
+            raise MotionEstimationError(f"no frame could be decoded from {video_path}")
+        return ground_motion(np.array(rel), np.array(uv), np.array(conf), np.array(det), camera, fps,
+                             source=self.name, smooth_sigma_frames=self.smooth_sigma_frames,
+                             min_detected_fraction=self.min_detected_fraction)

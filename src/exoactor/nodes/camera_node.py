@@ -1,0 +1,100 @@
+"""camera: the exocentric camera of the pipeline, on ``/exoactor/camera/{image_raw,camera_info,pose}``.
+
+Sources (parameter ``source``): ``topic`` relays an existing camera (offline: the simulator's
+exocentric camera) with its calibration and pose; ``device`` (V4L index), ``video`` (file, looped)
+and ``image`` (file) publish frames at ``rate_hz`` with the calibration given as parameters.
+"""
+from __future__ import annotations
+
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+
+from exoactor.geometry import PinholeCamera
+from exoactor.nodes.common import LATCHED_QOS, camera_info_msg, camera_pose_msg, declare, image_to_msg, spin_node
+
+SOURCES = ("topic", "device", "video", "image")
+
+
+class CameraNode(Node):
+    def __init__(self):
+        super().__init__("camera")
+        p = lambda *a: declare(self, *a)  # noqa: E731
+        self.source = p("source", "topic", f"frame source: one of {', '.join(SOURCES)}")
+        topic = p("source_topic", "/g1_sim/exocentric/image_raw", "topic mode: image topic to relay")
+        info_topic = p("source_camera_info_topic", "/g1_sim/exocentric/camera_info", "topic mode: its camera_info")
+        pose_topic = p("source_pose_topic", "/g1_sim/exocentric/pose", "topic mode: its optical-frame pose in the world (PoseStamped)")
+        self.path = p("path", "", "video/image mode: file to read")
+        self.device = p("device_index", 0, "device mode: OpenCV/V4L camera index")
+        self.rate = p("rate_hz", 5.0, "device/video/image modes: publish rate (Hz)")
+        self.frame_id = p("frame_id", "exocentric_camera_optical", "frame_id of published images")
+        self.world_frame = p("world_frame", "world", "frame of the published camera pose")
+        fovy = p("calibration.fovy_deg", 50.0, "non-topic modes: vertical field of view (deg), square pixels, centred")
+        eye = p("calibration.eye_m", [2.6, -1.3, 1.3], "non-topic modes: camera position in the world (m)")
+        target = p("calibration.target_m", [0.0, 0.0, 0.8], "non-topic modes: point looked at in the world (m)")
+        self._cal = (fovy, eye, target)
+        self.pub_image = self.create_publisher(Image, "exoactor/camera/image_raw", 1)
+        self.pub_info = self.create_publisher(CameraInfo, "exoactor/camera/camera_info", LATCHED_QOS)
+        self.pub_pose = self.create_publisher(PoseStamped, "exoactor/camera/pose", LATCHED_QOS)
+        self._cap = None
+        self._still = None
+        if self.source not in SOURCES:
+            raise SystemExit(f"camera: parameter 'source' must be one of {SOURCES}, got {self.source!r}")
+        if self.source == "topic":
+            self.create_subscription(Image, topic, self.pub_image.publish, 1)
+            self.create_subscription(CameraInfo, info_topic, self.pub_info.publish, LATCHED_QOS)
+            self.create_subscription(PoseStamped, pose_topic, self.pub_pose.publish, LATCHED_QOS)
+            self.get_logger().info(f"relaying {topic} to /exoactor/camera/image_raw")
+            return
+        self._open()
+        self.create_timer(1.0 / max(self.rate, 0.1), self._tick)
+
+    def _open(self) -> None:
+        import cv2  # noqa: PLC0415
+
+        from exoactor.video.io import read_image_rgb  # noqa: PLC0415
+
+        if self.source == "image":
+            self._still = read_image_rgb(self.path)
+            h, w = self._still.shape[:2]
+        else:
+            self._cap = cv2.VideoCapture(int(self.device) if self.source == "device" else self.path)
+            if not self._cap.isOpened():
+                raise SystemExit(f"camera: cannot open {self.source} {self.path or self.device}")
+            w, h = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fovy, eye, target = self._cal
+        self.camera = PinholeCamera.look_at(w, h, fovy, eye, target)
+        stamp = self.get_clock().now().to_msg()
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = stamp, self.world_frame
+        pose.pose = camera_pose_msg(self.camera)
+        self.pub_pose.publish(pose)
+        self.pub_info.publish(camera_info_msg(self.camera, stamp, self.frame_id))
+        self.get_logger().info(f"publishing {self.source} {self.path or self.device} ({w}x{h}) at {self.rate} Hz")
+
+    def _tick(self) -> None:
+        import cv2  # noqa: PLC0415
+
+        rgb = self._still
+        if self._cap is not None:
+            ok, bgr = self._cap.read()
+            if not ok and self.source == "video":
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, bgr = self._cap.read()
+            if not ok:
+                self.get_logger().warn("camera returned no frame", throttle_duration_sec=5.0)
+                return
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        self.pub_image.publish(image_to_msg(rgb, self.get_clock().now().to_msg(), self.frame_id))
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+
+
+def main(args=None) -> None:
+    spin_node(CameraNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""exoactor.msg <-> core types (Step, HumanMotion, G1JointTrajectory)."""
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Time as TimeMsg
+
+from exoactor.g1.joints import G1_JOINT_NAMES, NUM_BODY_JOINTS
+from exoactor.motion.human_motion import HumanMotion
+from exoactor.msg import G1JointTrajectory as G1JointTrajectoryMsg
+from exoactor.msg import HumanMotion as HumanMotionMsg
+from exoactor.msg import StepPrompt
+from exoactor.nodes.common import pose_from_msg, pose_msg
+from exoactor.planning.vocabulary import Step
+from exoactor.retarget.trajectory import G1JointTrajectory
+
+WORLD_FRAME = "world"
+
+
+def step_to_msg(s: Step) -> StepPrompt:
+    return StepPrompt(action=s.action, side=s.side, amount=float(s.amount), amount_unit=s.amount_unit,
+                      direction=s.direction, duration_s=float(s.duration_s), prompt=s.prompt)
+
+
+def step_from_msg(m: StepPrompt) -> Step:
+    return Step(action=m.action, side=m.side, amount=float(m.amount), amount_unit=m.amount_unit,
+                direction=m.direction, duration_s=float(m.duration_s), prompt=m.prompt)
+
+
+def motion_to_msg(m: HumanMotion, stamp: TimeMsg, frame_id: str = WORLD_FRAME) -> HumanMotionMsg:
+    msg = HumanMotionMsg()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.fps = float(m.fps)
+    msg.num_frames = m.num_frames
+    msg.source = m.source
+    msg.keypoint_names = list(m.keypoint_names)
+    msg.keypoints_world_m = m.keypoints_world_m.astype(np.float32).ravel().tolist()
+    msg.keypoint_confidence = np.asarray(m.confidence, np.float32).ravel().tolist()
+    msg.root_pose_world = [pose_msg(p, q) for p, q in zip(m.root_pos_world_m, m.root_quat_wxyz)]
+    msg.height_m = float(m.height_m)
+    msg.frame_flags = np.asarray(m.frame_flags, np.uint8).tobytes()
+    return msg
+
+
+def motion_from_msg(msg: HumanMotionMsg) -> HumanMotion:
+    """Raises MotionEstimationError if the message is inconsistent."""
+    t, j = int(msg.num_frames), len(msg.keypoint_names)
+    from exoactor.motion.human_motion import MotionEstimationError  # noqa: PLC0415
+
+    kp = np.asarray(msg.keypoints_world_m, dtype=np.float64)
+    if kp.size != t * j * 3 or len(msg.root_pose_world) != t:
+        raise MotionEstimationError(f"HumanMotion message sizes do not match num_frames={t}, {j} keypoints")
+    poses = [pose_from_msg(p) for p in msg.root_pose_world]
+    flags = np.frombuffer(bytes(msg.frame_flags), dtype=np.uint8) if len(msg.frame_flags) == t else np.zeros(t, np.uint8)
+    return HumanMotion(fps=float(msg.fps), keypoints_world_m=kp.reshape(t, j, 3),
+                       confidence=np.asarray(msg.keypoint_confidence, np.float64).reshape(t, j),
+                       root_pos_world_m=np.array([p for p, _ in poses]).reshape(t, 3),
+                       root_quat_wxyz=np.array([q for _, q in poses]).reshape(t, 4),
+                       height_m=float(msg.height_m), keypoint_names=tuple(msg.keypoint_names),
+                       frame_flags=flags.copy(), source=msg.source)
+
+
+def trajectory_to_msg(tr: G1JointTrajectory, stamp: TimeMsg, frame_id: str = WORLD_FRAME) -> G1JointTrajectoryMsg:
+    msg = G1JointTrajectoryMsg()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.fps = float(tr.fps)
+    msg.num_frames = tr.num_frames
+    msg.joint_names = list(G1_JOINT_NAMES)
+    msg.positions_rad = tr.positions_rad.astype(np.float32).ravel().tolist()
+    msg.velocities_rad_s = tr.velocities_rad_s.astype(np.float32).ravel().tolist()
+    msg.root_pose_world = [pose_msg(p, q) for p, q in zip(tr.root_pos_world_m, tr.root_quat_wxyz)]
+    return msg
+
+
+def trajectory_from_msg(msg: G1JointTrajectoryMsg) -> G1JointTrajectory:
+    t = int(msg.num_frames)
+    poses = [pose_from_msg(p) for p in msg.root_pose_world]
+    return G1JointTrajectory(float(msg.fps), np.asarray(msg.positions_rad, np.float64).reshape(t, NUM_BODY_JOINTS),
+                             np.asarray(msg.velocities_rad_s, np.float64).reshape(t, NUM_BODY_JOINTS),
+                             np.array([p for p, _ in poses]).reshape(t, 3), np.array([q for _, q in poses]).reshape(t, 4))

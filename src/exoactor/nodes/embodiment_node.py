@@ -1,0 +1,46 @@
+"""embodiment_transfer: serves ``/exoactor/transfer_embodiment`` (robot image -> human reference image)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rclpy.node import Node
+
+from exoactor.embodiment import EMBODIMENT_BACKENDS
+from exoactor.embodiment.base import EmbodimentTransferError
+from exoactor.action import TransferEmbodiment
+from exoactor.nodes.common import declare, image_to_msg, msg_to_image, spin_node
+from exoactor.nodes.stage import StageServer
+from exoactor.registry import load_backend
+from exoactor.video.io import write_image_rgb
+
+
+class EmbodimentNode(Node):
+    def __init__(self):
+        super().__init__("embodiment_transfer")
+        backend = declare(self, "backend", "passthrough", f"backend: {', '.join(EMBODIMENT_BACKENDS)}")
+        self.backend = load_backend(EMBODIMENT_BACKENDS, backend, "embodiment transfer")
+        StageServer(self, TransferEmbodiment, "exoactor/transfer_embodiment", self._work,
+                    user_errors=(EmbodimentTransferError, ValueError, OSError))
+        note = "" if self.backend.paints_human else " - paints no human: the reference image is the robot image"
+        self.get_logger().info(f"embodiment transfer ready (backend {self.backend.name}{note})")
+
+    def _work(self, goal, feedback, cancel, result) -> None:
+        robot = msg_to_image(goal.robot_image)
+        fb = TransferEmbodiment.Feedback(progress=0.0, detail=f"{self.backend.name}: transferring")
+        feedback(fb)
+        human = self.backend.transfer(robot)
+        result.backend = self.backend.name
+        result.human_image = image_to_msg(human, goal.robot_image.header.stamp, goal.robot_image.header.frame_id)
+        if goal.episode_dir:
+            result.image_path = str(write_image_rgb(Path(goal.episode_dir) / "reference.png", human))
+        result.success = True
+        result.message = (f"{self.backend.name}: reference image is the robot image (no human painted)"
+                          if not self.backend.paints_human else f"{self.backend.name}: human painted")
+
+
+def main(args=None) -> None:
+    spin_node(EmbodimentNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""pose_estimator: serves ``/exoactor/estimate_motion`` (video -> world-grounded HumanMotion).
+
+Publishes each estimated clip on ``/exoactor/human_motion`` and replays its skeleton as
+``visualization_msgs/MarkerArray`` on ``/exoactor/human_skeleton`` (frame ``world``) for rviz2.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from geometry_msgs.msg import Point
+from rclpy.node import Node
+from visualization_msgs.msg import Marker, MarkerArray
+
+from exoactor.action import EstimateMotion
+from exoactor.motion import ESTIMATOR_BACKENDS, HumanMotion, MotionEstimationError
+from exoactor.motion.estimator import EstimationCanceled
+from exoactor.motion.human_motion import KP
+from exoactor.msg import HumanMotion as HumanMotionMsg
+from exoactor.nodes.common import LATCHED_QOS, camera_from_msgs, declare, spin_node
+from exoactor.nodes.conversions import WORLD_FRAME, motion_to_msg
+from exoactor.nodes.playback import Playback
+from exoactor.nodes.stage import StageServer
+from exoactor.registry import load_backend
+
+BONES = [("pelvis", "spine"), ("spine", "neck"), ("neck", "head"), ("left_hip", "right_hip"),
+         ("left_shoulder", "right_shoulder")] + [
+    (f"{s}_{a}", f"{s}_{b}") for s in ("left", "right") for a, b in (
+        ("hip", "knee"), ("knee", "ankle"), ("ankle", "heel"), ("heel", "toe"), ("ankle", "toe"),
+        ("shoulder", "elbow"), ("elbow", "wrist"), ("wrist", "hand"))]
+
+
+def skeleton_markers(motion: HumanMotion, t: int, stamp, frame_id: str = WORLD_FRAME) -> MarkerArray:
+    """Bones (LINE_LIST) and joints (SPHERE_LIST) of frame t."""
+    kp = motion.keypoints_world_m[t]
+    lines, dots = Marker(), Marker()
+    for i, (mk, typ) in enumerate(((lines, Marker.LINE_LIST), (dots, Marker.SPHERE_LIST))):
+        mk.header.frame_id, mk.header.stamp = frame_id, stamp
+        mk.ns, mk.id, mk.type, mk.action = "human", i, typ, Marker.ADD
+        mk.pose.orientation.w = 1.0
+        mk.scale.x = mk.scale.y = mk.scale.z = 0.02 if typ == Marker.LINE_LIST else 0.04
+        mk.color.r, mk.color.g, mk.color.b, mk.color.a = (0.1, 0.8, 0.3, 1.0) if i == 0 else (1.0, 0.5, 0.1, 1.0)
+    for a, b in BONES:
+        lines.points += [Point(x=float(kp[KP[a]][0]), y=float(kp[KP[a]][1]), z=float(kp[KP[a]][2])),
+                         Point(x=float(kp[KP[b]][0]), y=float(kp[KP[b]][1]), z=float(kp[KP[b]][2]))]
+    dots.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in kp]
+    return MarkerArray(markers=[lines, dots])
+
+
+class PoseNode(Node):
+    def __init__(self):
+        super().__init__("pose_estimator")
+        p = lambda *a: declare(self, *a)  # noqa: E731
+        backend = p("backend", "mediapipe", f"estimator backend: {', '.join(ESTIMATOR_BACKENDS)}")
+        self.estimator = load_backend(
+            ESTIMATOR_BACKENDS, backend, "motion estimator",
+            min_detection_confidence=p("mediapipe.min_detection_confidence", 0.5, "person detection threshold 0..1"),
+            smooth_sigma_frames=p("smooth_sigma_frames", 1.5, "zero-lag Gaussian smoothing of keypoints (frames); 0 = off"),
+            min_detected_fraction=p("min_detected_fraction", 0.5, "fail when a person is found in fewer frames than this"))
+        self.pub_motion = self.create_publisher(HumanMotionMsg, "exoactor/human_motion", LATCHED_QOS)
+        self.pub_skeleton = self.create_publisher(MarkerArray, "exoactor/human_skeleton", 2)
+        self.playback = Playback()
+        StageServer(self, EstimateMotion, "exoactor/estimate_motion", self._work,
+                    user_errors=(MotionEstimationError, ValueError, OSError), cancel_errors=(EstimationCanceled,))
+        self.get_logger().info(f"pose estimator ready (backend {self.estimator.name})")
+
+    def _work(self, goal, feedback, cancel, result) -> None:
+        camera = camera_from_msgs(goal.camera_info, goal.camera_pose_world)
+
+        def progress(done: int, total: int, detail: str) -> None:
+            feedback(EstimateMotion.Feedback(progress=done / max(total, 1), frames_done=done, frames_total=total, detail=detail))
+
+        motion = self.estimator.estimate(Path(goal.video_path), camera, progress, cancel)
+        if goal.episode_dir:
+            result.motion_path = str(motion.save(Path(goal.episode_dir) / f"motion_{goal.segment_index:02d}.npz"))
+        stamp = self.get_clock().now().to_msg()
+        result.motion = motion_to_msg(motion, stamp)
+        result.backend = self.estimator.name
+        flagged = int((motion.frame_flags != 0).sum())
+        result.message = (f"{motion.num_frames} frames, height {motion.height_m:.2f} m"
+                          + (f", {flagged} frame(s) without a detection filled in" if flagged else ""))
+        result.success = True
+        self.pub_motion.publish(result.motion)
+        self.playback.play(range(motion.num_frames), motion.fps,
+                           lambda t: self.pub_skeleton.publish(skeleton_markers(motion, t, self.get_clock().now().to_msg())))
+
+    def close(self) -> None:
+        self.playback.stop()
+
+
+def main(args=None) -> None:
+    spin_node(PoseNode, args)
+
+
+if __name__ == "__main__":
+    main()

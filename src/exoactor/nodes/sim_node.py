@@ -1,0 +1,214 @@
+"""g1_sim: the MuJoCo G1 standing in for the robot.
+
+Subscribes ``/lowcmd`` (unitree_hg/LowCmd; commands with a wrong CRC are dropped, as on the
+robot), applies the motor PD law every physics step in real time, and publishes ``/lowstate``
+(with CRC), ``/joint_states``, ``/tf`` (world -> pelvis), robot mesh markers for rviz2, and the
+exocentric camera (image, camera_info, and the optical frame's pose in the world).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np  # noqa: E402
+from geometry_msgs.msg import PoseStamped, TransformStamped  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
+from tf2_msgs.msg import TFMessage  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
+
+from exoactor.g1.joints import G1_JOINT_NAMES  # noqa: E402
+from exoactor.geometry import PinholeCamera, quat_wxyz_to_matrix  # noqa: E402
+from exoactor.nodes.common import (LATCHED_QOS, SENSOR_QOS, camera_info_msg, camera_pose_msg, declare,  # noqa: E402
+                                   image_to_msg, spin_node)
+from exoactor.nodes.unitree_io import LowStateWriter, import_unitree_hg, lowcmd_to_frame  # noqa: E402
+from exoactor.sim.g1_sim import ElasticBand, G1Simulator  # noqa: E402
+
+
+def _rpy_from_matrix(r: np.ndarray) -> np.ndarray:
+    return np.array([np.arctan2(r[2, 1], r[2, 2]), -np.arcsin(np.clip(r[2, 0], -1, 1)), np.arctan2(r[1, 0], r[0, 0])])
+
+
+class G1SimNode(Node):
+    def __init__(self):
+        super().__init__("g1_sim")
+        p = lambda *a: declare(self, *a)  # noqa: E731
+        self.lowstate_rate = p("lowstate_rate_hz", 500.0, "LowState publish rate (Hz); the G1 publishes at 500 Hz")
+        self.joint_state_rate = p("joint_state_rate_hz", 50.0, "JointState and TF publish rate (Hz)")
+        self.camera_rate = p("camera_rate_hz", 2.0, "exocentric camera frame rate (Hz); 0 disables rendering")
+        self.marker_rate = p("marker_rate_hz", 5.0, "robot mesh MarkerArray rate for rviz2 (Hz); 0 disables")
+        mode_machine = p("mode_machine", 5, "mode_machine reported in LowState (5 = G1 29-DoF)")
+        width = p("camera.width", 640, "camera image width (px)")
+        height = p("camera.height", 480, "camera image height (px)")
+        fovy = p("camera.fovy_deg", 50.0, "camera vertical field of view (deg)")
+        eye = p("camera.eye_m", [2.6, -1.3, 1.3], "camera position in the world (m)")
+        target = p("camera.target_m", [0.0, 0.0, 0.8], "point the camera looks at in the world (m)")
+        band = ElasticBand(enabled=p("band.enabled", True, "hang the robot on an elastic band (no balance controller yet)"),
+                           stiffness_n_m=p("band.stiffness_n_m", 200.0, "band stiffness (N/m)"),
+                           damping_n_s_m=p("band.damping_n_s_m", 100.0, "band damping (N s/m)"),
+                           anchor_world_m=np.array(p("band.anchor_m", [0.0, 0.0, 3.0], "band anchor in the world (m)")),
+                           length_m=p("band.length_m", 0.0, "band rest length (m); 0 = taut at the start pose minus 2 cm"))
+        self.world_frame = p("world_frame", "world", "fixed frame of TF, markers and the camera pose")
+        model_dir = p("model_dir", "", "folder with Menagerie's unitree_g1 files; '' = mujoco-menagerie package")
+        self.camera = PinholeCamera.look_at(width, height, fovy, eye, target)
+        self.sim = G1Simulator(band=band, model_dir=model_dir or None, camera=self.camera if self.camera_rate > 0 else None)
+        self._writer = LowStateWriter(mode_machine)
+        LowCmd, LowState, _ = import_unitree_hg()
+        self.pub_lowstate = self.create_publisher(LowState, "lowstate", SENSOR_QOS)
+        self.pub_joints = self.create_publisher(JointState, "joint_states", 10)
+        self.pub_tf = self.create_publisher(TFMessage, "/tf", 10)
+        self.pub_markers = self.create_publisher(MarkerArray, "g1_sim/robot_markers", 1)
+        self.pub_image = self.create_publisher(Image, "g1_sim/exocentric/image_raw", 1)
+        self.pub_info = self.create_publisher(CameraInfo, "g1_sim/exocentric/camera_info", LATCHED_QOS)
+        self.pub_cam_pose = self.create_publisher(PoseStamped, "g1_sim/exocentric/pose", LATCHED_QOS)
+        self.create_subscription(LowCmd, "lowcmd", self._on_lowcmd, SENSOR_QOS)
+        self.bad_crc = 0
+        self._mesh_markers = self._make_markers()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="physics", daemon=True)
+        self._thread.start()
+        self._render_thread = threading.Thread(target=self._render_loop, name="camera", daemon=True)
+        if self.camera_rate > 0:
+            self._render_thread.start()
+        cam_pose = PoseStamped()
+        cam_pose.header.frame_id = self.world_frame
+        cam_pose.header.stamp = self.get_clock().now().to_msg()
+        cam_pose.pose = camera_pose_msg(self.camera)
+        self.pub_cam_pose.publish(cam_pose)
+        self.pub_info.publish(camera_info_msg(self.camera, cam_pose.header.stamp, "exocentric_camera_optical"))
+        self.get_logger().info(f"G1 simulator running (dt {self.sim.timestep_s * 1e3:.1f} ms, band "
+                               f"{'on' if band.enabled else 'off'}, camera {width}x{height} @ {self.camera_rate} Hz)")
+
+    def _on_lowcmd(self, msg) -> None:
+        frame, ok = lowcmd_to_frame(msg)
+        if not ok:
+            self.bad_crc += 1
+            if self.bad_crc in (1, 10, 100) or self.bad_crc % 1000 == 0:
+                self.get_logger().warn(f"dropped LowCmd with wrong CRC ({self.bad_crc} so far), as the robot would")
+            return
+        self.sim.set_command(frame)
+
+    def _loop(self) -> None:
+        dt = self.sim.timestep_s
+        t_start = time.monotonic()
+        sim_steps = 0
+        periods = {"lowstate": 1.0 / self.lowstate_rate if self.lowstate_rate > 0 else None,
+                   "joints": 1.0 / self.joint_state_rate if self.joint_state_rate > 0 else None,
+                   "markers": 1.0 / self.marker_rate if self.marker_rate > 0 else None}
+        due = {k: 0.0 for k in periods}
+        tick = 0
+        while not self._stop.is_set():
+            now = time.monotonic() - t_start
+            behind = int(now / dt) - sim_steps
+            if behind > 0:
+                n = min(behind, 50)  # never spiral: drop time if we fall far behind
+                self.sim.step(n)
+                sim_steps += n if behind <= 50 else behind
+            st = self.sim.state()
+            if periods["lowstate"] and now >= due["lowstate"]:
+                due["lowstate"] = now + periods["lowstate"]
+                tick += 1
+                r = quat_wxyz_to_matrix(st.imu_quat_wxyz)
+                self.pub_lowstate.publish(self._writer.build(tick, st.q_rad, st.dq_rad_s, st.ddq_rad_s2, st.tau_nm,
+                                                             st.imu_quat_wxyz, st.imu_gyro_rad_s, st.imu_acc_m_s2,
+                                                             _rpy_from_matrix(r)))
+            if periods["joints"] and now >= due["joints"]:
+                due["joints"] = now + periods["joints"]
+                self._publish_joints_tf(st)
+            if periods["markers"] and now >= due["markers"]:
+                due["markers"] = now + periods["markers"]
+                self._publish_markers()
+            next_t = min([due[k] for k in due if periods[k]] + [(sim_steps + 1) * dt])
+            sleep = next_t - (time.monotonic() - t_start)
+            if sleep > 0:
+                time.sleep(sleep)
+
+    def _render_loop(self) -> None:
+        """Camera frames on their own thread, so rendering never stalls the 500 Hz physics."""
+        period = 1.0 / self.camera_rate
+        while not self._stop.is_set():
+            t = time.monotonic()
+            stamp = self.get_clock().now().to_msg()
+            self.pub_image.publish(image_to_msg(self.sim.render(), stamp, "exocentric_camera_optical"))
+            self._stop.wait(max(0.0, period - (time.monotonic() - t)))
+        self.sim.close()  # the GL context belongs to this thread
+
+    def _publish_joints_tf(self, st) -> None:
+        stamp = self.get_clock().now().to_msg()
+        js = JointState()
+        js.header.stamp = stamp
+        js.name = list(G1_JOINT_NAMES)
+        js.position, js.velocity, js.effort = st.q_rad.tolist(), st.dq_rad_s.tolist(), st.tau_nm.tolist()
+        self.pub_joints.publish(js)
+        tf = TransformStamped()
+        tf.header.stamp = stamp
+        tf.header.frame_id = self.world_frame
+        tf.child_frame_id = "pelvis"
+        tf.transform.translation.x, tf.transform.translation.y, tf.transform.translation.z = st.base_pos_world_m.tolist()
+        q = st.base_quat_wxyz
+        tf.transform.rotation.w, tf.transform.rotation.x, tf.transform.rotation.y, tf.transform.rotation.z = (float(v) for v in q)
+        self.pub_tf.publish(TFMessage(transforms=[tf]))
+
+    def _make_markers(self) -> dict[str, Marker]:
+        """One MESH_RESOURCE marker per body with a mesh (files from the Menagerie model folder)."""
+        import mujoco  # noqa: PLC0415
+
+        m = self.sim.model
+        mesh_dir = self._mesh_dir()
+        out = {}
+        if mesh_dir is None:
+            return out
+        for g in range(m.ngeom):
+            if m.geom_type[g] != mujoco.mjtGeom.mjGEOM_MESH or m.geom_group[g] != 2:
+                continue
+            body = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, m.geom_bodyid[g])
+            mesh = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_MESH, m.geom_dataid[g])
+            path = os.path.join(mesh_dir, f"{mesh}.STL")
+            if body is None or mesh is None or not os.path.isfile(path) or body in out:
+                continue
+            mk = Marker()
+            mk.ns, mk.id, mk.type, mk.action = "g1", len(out), Marker.MESH_RESOURCE, Marker.ADD
+            mk.header.frame_id = self.world_frame
+            mk.mesh_resource = f"file://{path}"
+            mk.scale.x = mk.scale.y = mk.scale.z = 1.0
+            mk.color.r = mk.color.g = mk.color.b = 0.7
+            mk.color.a = 1.0
+            out[body] = mk
+        return out
+
+    def _mesh_dir(self) -> str | None:
+        root = os.environ.get("EXOACTOR_G1_DIR") or (os.path.join(os.environ["MENAGERIE_ROOT"], "unitree_g1")
+                                                     if os.environ.get("MENAGERIE_ROOT") else None)
+        return os.path.join(root, "assets") if root and os.path.isdir(os.path.join(root, "assets")) else None
+
+    def _publish_markers(self) -> None:
+        if not self._mesh_markers:
+            return
+        stamp = self.get_clock().now().to_msg()
+        arr = MarkerArray()
+        for body, (pos, quat) in self.sim.body_poses().items():
+            mk = self._mesh_markers.get(body)
+            if mk is None:
+                continue
+            mk.header.stamp = stamp
+            mk.pose.position.x, mk.pose.position.y, mk.pose.position.z = (float(v) for v in pos)
+            mk.pose.orientation.w, mk.pose.orientation.x, mk.pose.orientation.y, mk.pose.orientation.z = (float(v) for v in quat)
+            arr.markers.append(mk)
+        self.pub_markers.publish(arr)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        if self._render_thread.is_alive():
+            self._render_thread.join(timeout=2.0)
+
+
+def main(args=None) -> None:
+    spin_node(G1SimNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""tracking_controller: serves ``/exoactor/track_motion`` and owns ``/lowcmd``.
+
+HumanMotion -> G1 joint trajectory (whole-body IK, mink) -> unitree_hg/LowCmd at 500 Hz, ramping
+in from the measured pose, through the safety layer. It sends nothing until its first goal;
+afterwards it keeps holding the last pose. Cancel ramps to the hold pose; a stale /lowstate or a
+motor fault switches to damping and aborts the goal.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.serialization import deserialize_message
+
+from exoactor.action import TrackMotion
+from exoactor.control.tracker import JointTrackingController, Phase
+from exoactor.g1.joints import DEFAULT_KD, DEFAULT_KP
+from exoactor.g1.model import joint_ranges_rad, stand_pose_rad
+from exoactor.g1.safety import CommandLimits, UnsafeCommandError
+from exoactor.motion.human_motion import MotionEstimationError
+from exoactor.msg import G1JointTrajectory as G1JointTrajectoryMsg
+from exoactor.nodes.common import LATCHED_QOS, SENSOR_QOS, declare, spin_node
+from exoactor.nodes.conversions import motion_from_msg, trajectory_to_msg
+from exoactor.nodes.stage import StageServer
+from exoactor.nodes.unitree_io import LowCmdWriter, import_unitree_hg, lowstate_joints
+from exoactor.registry import load_backend
+from exoactor.retarget import RETARGET_BACKENDS, RetargetingError
+from exoactor.retarget.mink_retargeter import RetargetCanceled
+
+
+class TrackingError(RuntimeError):
+    """Execution cannot continue (robot state lost or faulty)."""
+
+
+class TrackingCanceled(RuntimeError):
+    pass
+
+
+class TrackingNode(Node):
+    def __init__(self):
+        super().__init__("tracking_controller")
+        p = lambda *a: declare(self, *a)  # noqa: E731
+        backend = p("retargeter", "mink", f"retargeting backend: {', '.join(RETARGET_BACKENDS)}")
+        self.rate_hz = p("control_rate_hz", 500.0, "LowCmd rate (Hz); the G1's low-level loop runs at 500 Hz")
+        self.state_timeout_s = p("lowstate_timeout_s", 0.25, "a /lowstate older than this stops execution (damping)")
+        vmax = p("max_joint_velocity_rad_s", 6.0, "joint speed bound for retargeting and for every command (rad/s)")
+        margin = p("joint_limit_margin_rad", 0.02, "commands stay this far inside the joint limits (rad)")
+        ramp_min = p("ramp_in_min_s", 2.0, "shortest ramp from the measured pose to a trajectory / hold pose (s)")
+        ramp_speed = p("ramp_speed_rad_s", 0.5, "ramps last at least max |dq| / this (rad/s)")
+        kp = np.array(p("kp", DEFAULT_KP.tolist(), "position gains, Unitree motor order (29)"), dtype=float)
+        kd = np.array(p("kd", DEFAULT_KD.tolist(), "velocity gains, Unitree motor order (29)"), dtype=float)
+        model_dir = p("model_dir", "", "folder with Menagerie's unitree_g1 files; '' = mujoco-menagerie package")
+        if kp.shape != (29,) or kd.shape != (29,) or np.any(kp < 0) or np.any(kd < 0):
+            raise SystemExit("tracking_controller: kp and kd must be 29 non-negative gains")
+        self.retargeter = load_backend(RETARGET_BACKENDS, backend, "retargeting", model_dir=model_dir or None,
+                                       max_joint_velocity_rad_s=vmax)
+        model = self.retargeter.model
+        self.limits = CommandLimits.from_ranges(joint_ranges_rad(model), vmax, margin)
+        self.controller = JointTrackingController(self.limits, kp, kd, stand_pose_rad(model), ramp_min, ramp_speed)
+        LowCmd, LowState, _ = import_unitree_hg()
+        self.writer = LowCmdWriter()
+        self.pub_cmd = self.create_publisher(LowCmd, "lowcmd", SENSOR_QOS)
+        self.pub_traj = self.create_publisher(G1JointTrajectoryMsg, "exoactor/g1_trajectory", LATCHED_QOS)
+        self._LowState = LowState
+        self._state_lock = threading.Lock()
+        self._raw: bytes | None = None
+        self._raw_t = -1e9
+        self._parsed_t = -2e9
+        self._q = None
+        self._mode_machine = 0
+        self._fault = False
+        # Raw subscription: the 500 Hz stream is only deserialised when the state is needed
+        # (at most every `state_parse_period_s`), which keeps this node's CPU use low.
+        self.create_subscription(LowState, "lowstate", self._on_lowstate, SENSOR_QOS, raw=True)
+        self.fault_reason = ""
+        self._stop = threading.Event()
+        self._loop_thread = threading.Thread(target=self._loop, name="control", daemon=True)
+        self._loop_thread.start()
+        StageServer(self, TrackMotion, "exoactor/track_motion", self._work,
+                    user_errors=(TrackingError, RetargetingError, MotionEstimationError, UnsafeCommandError, ValueError),
+                    cancel_errors=(TrackingCanceled, RetargetCanceled))
+        self.get_logger().info(f"tracking controller ready ({backend} retargeting, {self.rate_hz:.0f} Hz LowCmd)")
+
+    # ---- robot state -------------------------------------------------------------------------
+    STATE_PARSE_PERIOD_S = 0.005
+
+    def _on_lowstate(self, data: bytes) -> None:
+        with self._state_lock:
+            self._raw, self._raw_t = data, time.monotonic()
+
+    def _state(self):
+        """(q (29,) or None, age of the newest /lowstate in s, mode_machine, motor fault)."""
+        with self._state_lock:
+            raw, raw_t = self._raw, self._raw_t
+            if raw is not None and raw_t > self._parsed_t and time.monotonic() - self._parsed_t >= self.STATE_PARSE_PERIOD_S:
+                q, _dq, self._mode_machine, self._fault = lowstate_joints(deserialize_message(raw, self._LowState))
+                self._q, self._parsed_t = q, raw_t
+                self.controller.observe(raw_t, q)
+            return self._q, time.monotonic() - raw_t, self._mode_machine, self._fault
+
+    # ---- 500 Hz loop ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        period = 1.0 / self.rate_hz
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            active = self.controller.phase not in (Phase.IDLE, Phase.DAMPING)
+            q, age, mode_machine, fault = self._state()
+            if active and (age > self.state_timeout_s or fault):
+                self.fault_reason = (f"/lowstate is {age:.2f} s old (limit {self.state_timeout_s} s)" if not fault
+                                     else "a motor reports a fault in /lowstate")
+                self.get_logger().error(f"{self.fault_reason}: switching to damping")
+                self.controller.damp()
+            cmd = self.controller.tick(now)
+            if cmd is not None:
+                self.pub_cmd.publish(self.writer.build(cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd, mode_machine))
+            next_t += period
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -0.1:
+                next_t = time.monotonic()  # fell far behind: resynchronise instead of bursting
+
+    # ---- the action -------------------------------------------------------------------------------
+    def _work(self, goal, feedback, cancel, result) -> None:
+        q, age, _, fault = self._state()
+        if q is None or age > self.state_timeout_s:
+            raise TrackingError(f"no fresh /lowstate (last {'never' if q is None else f'{age:.2f} s ago'}): "
+                                "is the robot or the simulator running?")
+        if fault:
+            raise TrackingError("a motor reports a fault in /lowstate; not moving")
+        motion = motion_from_msg(goal.motion)
+        fb = TrackMotion.Feedback(phase="retargeting", progress=0.0)
+        feedback(fb)
+
+        def progress(done: int, total: int, _detail: str) -> None:
+            feedback(TrackMotion.Feedback(phase="retargeting", progress=0.3 * done / max(total, 1)))
+
+        traj = self.retargeter.retarget(motion, progress, cancel)
+        result.backend = f"{self.retargeter.name}_pd"
+        result.trajectory = trajectory_to_msg(traj, self.get_clock().now().to_msg())
+        self.pub_traj.publish(result.trajectory)
+        out = Path(goal.episode_dir) / f"trajectory_{goal.segment_index:02d}.npz" if goal.episode_dir else None
+        if out is not None:
+            traj.save(out)
+            result.trajectory_path = str(out)
+        q, _, _, _ = self._state()
+        self.fault_reason = ""
+        ramp = self.controller.start(traj, q, time.monotonic(), ramp_in=bool(goal.ramp_in))
+        t0 = time.monotonic()
+        try:
+            while True:
+                time.sleep(0.1)
+                now = time.monotonic()
+                phase = self.controller.phase
+                if phase == Phase.DAMPING:
+                    raise TrackingError(f"execution stopped, robot damped: {self.fault_reason or 'robot state lost'}")
+                if cancel.is_set():
+                    hold_s = self.controller.go_to_hold(now)
+                    while self.controller.phase == Phase.TO_HOLD and time.monotonic() - now < hold_s + 1.0:
+                        feedback(TrackMotion.Feedback(phase="to_hold", progress=1.0, time_s=float(time.monotonic() - t0)))
+                        time.sleep(0.1)
+                    raise TrackingCanceled(f"robot ramped to the hold pose in {time.monotonic() - now:.1f} s")
+                if phase == Phase.HOLDING:
+                    break
+                prog = 0.3 + 0.7 * (self.controller.tracking_progress(now) if phase == Phase.TRACKING else 0.0)
+                feedback(TrackMotion.Feedback(phase=phase.value, progress=float(prog), time_s=float(now - t0)))
+        finally:
+            log_t, log_cmd, log_meas = self.controller.tracking_log()
+            if out is not None:
+                traj.save(out, log_t_s=log_t - t0 if len(log_t) else log_t, log_commanded_rad=log_cmd,
+                          log_measured_rad=log_meas)
+        result.tracking_rmse_rad = self.controller.tracking_rmse_rad()
+        result.clamped_commands = int(self.controller.clamped_total)
+        result.success = True
+        result.message = (f"tracked {traj.duration_s:.1f} s after a {ramp:.1f} s ramp-in; "
+                          f"joint RMSE {result.tracking_rmse_rad:.3f} rad, {result.clamped_commands} clamped command values")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._loop_thread.join(timeout=1.0)
+
+
+def main(args=None) -> None:
+    spin_node(TrackingNode, args)
+
+
+if __name__ == "__main__":
+    main()

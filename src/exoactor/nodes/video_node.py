@@ -1,0 +1,76 @@
+"""video_generator: serves ``/exoactor/generate_video`` (one video segment per planned step).
+
+Finished segments are replayed on ``/exoactor/video/image_raw`` for rviz2.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+from rclpy.node import Node  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from exoactor.action import GenerateVideo  # noqa: E402
+from exoactor.nodes.common import camera_from_msgs, declare, image_to_msg, spin_node  # noqa: E402
+from exoactor.nodes.conversions import step_from_msg  # noqa: E402
+from exoactor.nodes.playback import Playback  # noqa: E402
+from exoactor.nodes.stage import StageServer  # noqa: E402
+from exoactor.planning.vocabulary import PlanningError  # noqa: E402
+from exoactor.registry import load_backend  # noqa: E402
+from exoactor.video import VIDEO_BACKENDS  # noqa: E402
+from exoactor.video.base import Canceled, VideoGenerationError, VideoRequest  # noqa: E402
+from exoactor.video.io import VideoReadError, read_video_frames  # noqa: E402
+
+
+class VideoNode(Node):
+    def __init__(self):
+        super().__init__("video_generator")
+        p = lambda *a: declare(self, *a)  # noqa: E731
+        backend = p("backend", "synthetic", f"video backend: {', '.join(VIDEO_BACKENDS)}")
+        fps = p("synthetic.fps", 30.0, "synthetic backend: frames per second")
+        paths = p("file.video_paths", [""], "file backend: one video file per planned step")
+        self.preview = p("publish_frames", True, "replay each finished segment on /exoactor/video/image_raw")
+        self.backend = load_backend(VIDEO_BACKENDS, backend, "video", fps=fps, video_paths=paths)
+        warm = getattr(self.backend, "warm_up", None)
+        if warm is not None:
+            self.get_logger().info(f"loading the {backend} backend's model...")
+            warm()
+        self.pub = self.create_publisher(Image, "exoactor/video/image_raw", 2)
+        self.playback = Playback()
+        StageServer(self, GenerateVideo, "exoactor/generate_video", self._work,
+                    user_errors=(VideoGenerationError, VideoReadError, PlanningError, ValueError, OSError),
+                    cancel_errors=(Canceled,))
+        self.get_logger().info(f"video generator ready (backend {self.backend.name})")
+
+    def _work(self, goal, feedback, cancel, result) -> None:
+        steps = [step_from_msg(s) for s in goal.steps]
+        if not steps or goal.segment_index >= len(steps):
+            raise VideoGenerationError(f"segment {goal.segment_index} requested but {len(steps)} step(s) given")
+        req = VideoRequest(Path(goal.episode_dir), steps, int(goal.segment_index),
+                           Path(goal.reference_image_path) if goal.reference_image_path else None,
+                           Path(goal.start_image_path) if goal.start_image_path else None,
+                           camera_from_msgs(goal.camera_info, goal.camera_pose_world))
+
+        def progress(done: int, total: int, detail: str) -> None:
+            feedback(GenerateVideo.Feedback(progress=done / max(total, 1), frames_done=done, frames_total=total, detail=detail))
+
+        seg = self.backend.generate(req, progress, cancel)
+        result.success, result.backend, result.message = True, self.backend.name, seg.message
+        result.video_path, result.last_frame_path = str(seg.video_path), str(seg.last_frame_path)
+        result.fps, result.num_frames, result.width, result.height = float(seg.fps), seg.num_frames, seg.width, seg.height
+        if self.preview:
+            self.playback.play(read_video_frames(seg.video_path), seg.fps,
+                               lambda rgb: self.pub.publish(image_to_msg(rgb, self.get_clock().now().to_msg(), "exocentric_camera_optical")))
+
+    def close(self) -> None:
+        self.playback.stop()
+
+
+def main(args=None) -> None:
+    spin_node(VideoNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Whole-body IK retargeting with mink on the Menagerie G1.
+
+Correspondences: pelvis (position + heading), torso (orientation), feet (position + flat,
+heading), knees and elbows (position, low weight), wrists (position). Lower-body targets are the
+human's scaled by the leg-length ratio; arm targets hang from the robot's own shoulders, scaled
+by the arm-length ratio. Each frame warm-starts from the previous one; joint position limits
+(ConfigurationLimit) and velocity limits (VelocityLimit) are enforced by the QP; feet targets
+never go below the floor.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from exoactor.g1.joints import G1_JOINT_NAMES
+from exoactor.g1.model import load_g1_model
+from exoactor.geometry import matrix_to_quat_wxyz, quat_wxyz_to_matrix, rot_z
+from exoactor.motion.human_motion import KP, HumanMotion
+from exoactor.retarget.trajectory import G1JointTrajectory, RetargetingError
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+class RetargetCanceled(RuntimeError):
+    pass
+
+
+def _frame(z_axis: np.ndarray, y_hint: np.ndarray) -> np.ndarray:
+    z = z_axis / np.linalg.norm(z_axis)
+    y = y_hint - z * float(y_hint @ z)
+    y /= max(np.linalg.norm(y), 1e-9)
+    return np.stack([np.cross(y, z), y, z], axis=1)
+
+
+@dataclass(frozen=True)
+class _LowerBodyMap:
+    """Human world point -> robot world point for pelvis, knees and feet."""
+
+    s_xy: float
+    s_z: float
+    human_ankle_z: float
+    robot_ankle_z: float
+
+    def __call__(self, p: np.ndarray) -> np.ndarray:
+        return np.array([self.s_xy * p[0], self.s_xy * p[1], self.robot_ankle_z + self.s_z * (p[2] - self.human_ankle_z)])
+
+
+class MinkRetargeter:
+    """HumanMotion -> G1JointTrajectory. ``max_joint_velocity_rad_s`` bounds every joint."""
+
+    name = "mink"
+
+    def __init__(self, model_dir: str | None = None, max_joint_velocity_rad_s: float = 6.0,
+                 iterations_per_frame: int = 3, solver: str = "daqp", **_ignored):
+        import mink  # noqa: PLC0415
+        import mujoco  # noqa: PLC0415
+
+        self._mink = mink
+        self._mj = mujoco
+        self.model = load_g1_model(model_dir, with_floor=False)
+        self.iterations = int(iterations_per_frame)
+        self.solver = solver
+        self.config = mink.Configuration(self.model)
+        self.config.update_from_keyframe("stand")
+        self.q_stand = self.config.q.copy()
+        m = self.model
+        self.tasks = {
+            "pelvis": mink.FrameTask("pelvis", "body", position_cost=1.0, orientation_cost=1.0, lm_damping=1.0),
+            "torso": mink.FrameTask("torso_link", "body", position_cost=0.0, orientation_cost=0.6, lm_damping=1.0),
+            "left_foot": mink.FrameTask("left_ankle_roll_link", "body", position_cost=2.0, orientation_cost=0.5, lm_damping=1.0),
+            "right_foot": mink.FrameTask("right_ankle_roll_link", "body", position_cost=2.0, orientation_cost=0.5, lm_damping=1.0),
+            "left_knee": mink.FrameTask("left_knee_link", "body", position_cost=0.2, orientation_cost=0.0, lm_damping=1.0),
+            "right_knee": mink.FrameTask("right_knee_link", "body", position_cost=0.2, orientation_cost=0.0, lm_damping=1.0),
+            "left_elbow": mink.FrameTask("left_elbow_link", "body", position_cost=0.3, orientation_cost=0.0, lm_damping=1.0),
+            "right_elbow": mink.FrameTask("right_elbow_link", "body", position_cost=0.3, orientation_cost=0.0, lm_damping=1.0),
+            "left_hand": mink.FrameTask("left_wrist_yaw_link", "body", position_cost=1.0, orientation_cost=0.0, lm_damping=1.0),
+            "right_hand": mink.FrameTask("right_wrist_yaw_link", "body", position_cost=1.0, orientation_cost=0.0, lm_damping=1.0),
+        }
+        self.posture = mink.PostureTask(m, cost=0.02)
+        self.posture.set_target(self.q_stand)
+        self.max_joint_velocity_rad_s = float(max_joint_velocity_rad_s)
+        self.limits = [mink.ConfigurationLimit(m, min_distance_from_limits=0.02),
+                       mink.VelocityLimit(m, {n: self.max_joint_velocity_rad_s for n in G1_JOINT_NAMES})]
+        jids = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, n) for n in G1_JOINT_NAMES]
+        self._qadr = np.array([m.jnt_qposadr[j] for j in jids])
+        # Robot reference geometry at the stand keyframe.
+        d = self.config.data
+        pos = lambda b: d.xpos[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, b)].copy()  # noqa: E731
+        self.stand_pelvis_z = float(pos("pelvis")[2])
+        self.ankle_z = float(pos("left_ankle_roll_link")[2])
+        self.leg_len = float(np.linalg.norm(pos("left_hip_pitch_link") - pos("left_knee_link"))
+                             + np.linalg.norm(pos("left_knee_link") - pos("left_ankle_roll_link")))
+        self.arm_len = float(np.linalg.norm(pos("left_shoulder_pitch_link") - pos("left_elbow_link"))
+                             + np.linalg.norm(pos("left_elbow_link") - pos("left_wrist_yaw_link")))
+
+    def _body_pos(self, name: str) -> np.ndarray:
+        m, d = self.model, self.config.data
+        return d.xpos[self._mj.mj_name2id(m, self._mj.mjtObj.mjOBJ_BODY, name)].copy()
+
+    def retarget(self, motion: HumanMotion, progress: ProgressCallback | None = None,
+                 cancel: threading.Event | None = None) -> G1JointTrajectory:
+        mink = self._mink
+        motion.validate()
+        k = motion.keypoints_world_m
+        human_leg = np.median(np.linalg.norm(k[:, KP["left_hip"]] - k[:, KP["left_knee"]], axis=1)
+                              + np.linalg.norm(k[:, KP["left_knee"]] - k[:, KP["left_ankle"]], axis=1))
+        human_arm = np.median(np.linalg.norm(k[:, KP["left_shoulder"]] - k[:, KP["left_elbow"]], axis=1)
+                              + np.linalg.norm(k[:, KP["left_elbow"]] - k[:, KP["left_wrist"]], axis=1))
+        if not (0.2 < human_leg < 1.5 and 0.15 < human_arm < 1.2):
+            raise RetargetingError(f"implausible human limb lengths (leg {human_leg:.2f} m, arm {human_arm:.2f} m)")
+        s_arm = self.arm_len / human_arm
+        human_ankle_z = float(np.median(np.minimum(k[:, KP["left_ankle"], 2], k[:, KP["right_ankle"], 2])))
+        # Lower body: horizontal scale by leg length; vertical so that a standing human (pelvis
+        # one straight leg above the ankle) maps onto the robot's standing pelvis height.
+        lower = _LowerBodyMap(s_xy=self.leg_len / human_leg,
+                              s_z=(self.stand_pelvis_z - self.ankle_z) / human_leg,
+                              human_ankle_z=human_ankle_z, robot_ankle_z=self.ankle_z)
+        # Start from the stand pose under the first frame's pelvis, so the first frame converges.
+        q = self.q_stand.copy()
+        q[0:2] = lower(motion.root_pos_world_m[0])[:2]
+        q[3:7] = matrix_to_quat_wxyz(rot_z(np.arctan2(*quat_wxyz_to_matrix(motion.root_quat_wxyz[0])[[1, 0], 0])))
+        self.config.update(q)
+        dt = 1.0 / motion.fps
+        n = motion.num_frames
+        out_q = np.zeros((n, 29))
+        out_root = np.zeros((n, 3))
+        out_quat = np.zeros((n, 4))
+        tasks = list(self.tasks.values()) + [self.posture]
+        for t in range(n):
+            if cancel is not None and cancel.is_set():
+                raise RetargetCanceled("retargeting canceled")
+            self._set_targets(k[t], motion.root_quat_wxyz[t], lower, s_arm)
+            iters = self.iterations * (4 if t == 0 else 1)
+            for _ in range(iters):
+                vel = mink.solve_ik(self.config, tasks, dt / self.iterations if t else dt, self.solver,
+                                    damping=1e-3, limits=self.limits)
+                self.config.integrate_inplace(vel, dt / self.iterations if t else dt)
+            qt = self.config.q
+            if not np.all(np.isfinite(qt)):
+                raise RetargetingError(f"IK diverged at frame {t}")
+            out_q[t] = qt[self._qadr]
+            out_root[t] = qt[0:3]
+            out_quat[t] = qt[3:7]
+            if progress is not None and (t % 15 == 0 or t + 1 == n):
+                progress(t + 1, n, f"retargeted {t + 1}/{n} frames")
+        vel = np.gradient(out_q, dt, axis=0) if n > 1 else np.zeros_like(out_q)
+        return G1JointTrajectory(motion.fps, out_q, vel, out_root, out_quat)
+
+    def _set_targets(self, kp: np.ndarray, root_quat_wxyz: np.ndarray, lower: "_LowerBodyMap", s_arm: float) -> None:
+        SE3, SO3 = self._mink.SE3, self._mink.SO3
+        r_root = quat_wxyz_to_matrix(root_quat_wxyz)
+        heading = rot_z(np.arctan2(r_root[1, 0], r_root[0, 0]))
+        pelvis = lower(kp[KP["pelvis"]])
+        self.tasks["pelvis"].set_target(SE3.from_rotation_and_translation(SO3.from_matrix(heading), pelvis))
+        torso_rot = _frame(kp[KP["neck"]] - kp[KP["pelvis"]], kp[KP["left_shoulder"]] - kp[KP["right_shoulder"]])
+        self.tasks["torso"].set_target(SE3.from_rotation_and_translation(SO3.from_matrix(torso_rot), np.zeros(3)))
+        for side in ("left", "right"):
+            foot = lower(kp[KP[f"{side}_ankle"]])
+            foot[2] = max(foot[2], self.ankle_z)
+            self.tasks[f"{side}_foot"].set_target(SE3.from_rotation_and_translation(SO3.from_matrix(heading), foot))
+            self.tasks[f"{side}_knee"].set_target(SE3.from_rotation_and_translation(SO3.identity(), lower(kp[KP[f"{side}_knee"]])))
+            shoulder = self._body_pos(f"{side}_shoulder_pitch_link")
+            for task, name in ((f"{side}_elbow", f"{side}_elbow"), (f"{side}_hand", f"{side}_wrist")):
+                target = shoulder + s_arm * (kp[KP[name]] - kp[KP[f"{side}_shoulder"]])
+                self.tasks[task].set_target(SE3.from_rotation_and_translation(SO3.identity(), target))

@@ -1,0 +1,68 @@
+"""G1JointTrajectory: the robot motion the tracking controller executes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from exoactor.g1.joints import G1_JOINT_NAMES, NUM_BODY_JOINTS
+
+
+class RetargetingError(RuntimeError):
+    """Retargeting failed (IK diverged, non-finite output...)."""
+
+
+@dataclass
+class G1JointTrajectory:
+    """T frames at ``fps`` in Unitree motor order.
+
+    positions_rad, velocities_rad_s: (T, 29); root_pos_world_m: (T, 3) floating-base (pelvis)
+    position from the IK; root_quat_wxyz: (T, 4) its orientation (w, x, y, z).
+    """
+
+    fps: float
+    positions_rad: np.ndarray
+    velocities_rad_s: np.ndarray
+    root_pos_world_m: np.ndarray
+    root_quat_wxyz: np.ndarray
+
+    def __post_init__(self) -> None:
+        t = len(self.positions_rad)
+        if self.positions_rad.shape != (t, NUM_BODY_JOINTS) or self.velocities_rad_s.shape != (t, NUM_BODY_JOINTS):
+            raise RetargetingError(f"trajectory arrays must be (T, {NUM_BODY_JOINTS})")
+        if t < 1 or not np.all(np.isfinite(self.positions_rad)) or not np.all(np.isfinite(self.velocities_rad_s)):
+            raise RetargetingError("trajectory is empty or contains NaN/Inf")
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.positions_rad)
+
+    @property
+    def duration_s(self) -> float:
+        return (self.num_frames - 1) / self.fps
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        return G1_JOINT_NAMES
+
+    def sample(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Linearly interpolated (q, dq) at time t_s (clamped to the ends)."""
+        x = min(max(t_s * self.fps, 0.0), self.num_frames - 1.0)
+        i = int(np.floor(x))
+        j = min(i + 1, self.num_frames - 1)
+        a = x - i
+        q = (1 - a) * self.positions_rad[i] + a * self.positions_rad[j]
+        dq = (1 - a) * self.velocities_rad_s[i] + a * self.velocities_rad_s[j]
+        return q, dq
+
+    def save(self, path: Path | str, **extra: np.ndarray) -> Path:
+        np.savez_compressed(path, fps=self.fps, joint_names=np.array(G1_JOINT_NAMES), positions_rad=self.positions_rad,
+                            velocities_rad_s=self.velocities_rad_s, root_pos_world_m=self.root_pos_world_m,
+                            root_quat_wxyz=self.root_quat_wxyz, **extra)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Path | str) -> "G1JointTrajectory":
+        with np.load(path) as z:
+            return cls(float(z["fps"]), z["positions_rad"], z["velocities_rad_s"], z["root_pos_world_m"], z["root_quat_wxyz"])
