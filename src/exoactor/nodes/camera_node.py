@@ -93,7 +93,7 @@ class CameraNode(Node):
 
 
 def main(args=None) -> None:
-    spin_node(CameraNode, args)
+    spin_node(CameraNode, args, threads=1)
 
 
 if __name__ == "__main__":

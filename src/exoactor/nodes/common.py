@@ -11,7 +11,7 @@ import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from geometry_msgs.msg import Pose
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -144,7 +144,8 @@ def wait_for(future, timeout_s: float, should_stop: Callable[[], bool] = lambda:
 
 
 def spin_node(node_factory: Callable[[], Node], args=None, threads: int = 4) -> None:
-    """Create the node, spin it on a multi-threaded executor, shut down cleanly on Ctrl-C/SIGTERM."""
+    """Create the node and spin it (threads > 1: multi-threaded executor, for nodes whose callbacks
+    block, like action servers; 1: the cheaper single-threaded one); shut down cleanly on Ctrl-C."""
     rclpy.init(args=args)
     node = None
     try:
@@ -160,7 +161,7 @@ def spin_node(node_factory: Callable[[], Node], args=None, threads: int = 4) -> 
                 print(f"cannot start: {e}", file=sys.stderr)
                 raise SystemExit(1) from None
             raise
-        executor = MultiThreadedExecutor(num_threads=threads)
+        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

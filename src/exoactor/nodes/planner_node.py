@@ -34,7 +34,7 @@ class PlannerNode(Node):
 
 
 def main(args=None) -> None:
-    spin_node(PlannerNode, args)
+    spin_node(PlannerNode, args, threads=1)
 
 
 if __name__ == "__main__":

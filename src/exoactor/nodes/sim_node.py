@@ -24,7 +24,7 @@ from exoactor.g1.joints import G1_JOINT_NAMES  # noqa: E402
 from exoactor.geometry import PinholeCamera, quat_wxyz_to_matrix  # noqa: E402
 from exoactor.nodes.common import (LATCHED_QOS, SENSOR_QOS, camera_info_msg, camera_pose_msg, declare,  # noqa: E402
                                    image_to_msg, spin_node)
-from exoactor.nodes.unitree_io import LowStateWriter, import_unitree_hg, lowcmd_to_frame  # noqa: E402
+from exoactor.nodes.unitree_io import LowCmdReader, LowStateWriter, import_unitree_hg  # noqa: E402
 from exoactor.sim.g1_sim import ElasticBand, G1Simulator  # noqa: E402
 
 
@@ -64,7 +64,8 @@ class G1SimNode(Node):
         self.pub_image = self.create_publisher(Image, "g1_sim/exocentric/image_raw", 1)
         self.pub_info = self.create_publisher(CameraInfo, "g1_sim/exocentric/camera_info", LATCHED_QOS)
         self.pub_cam_pose = self.create_publisher(PoseStamped, "g1_sim/exocentric/pose", LATCHED_QOS)
-        self.create_subscription(LowCmd, "lowcmd", self._on_lowcmd, SENSOR_QOS)
+        self._reader = LowCmdReader()
+        self.create_subscription(LowCmd, "lowcmd", self._on_lowcmd, SENSOR_QOS, raw=True)
         self.bad_crc = 0
         self._mesh_markers = self._make_markers()
         self._stop = threading.Event()
@@ -82,8 +83,8 @@ class G1SimNode(Node):
         self.get_logger().info(f"G1 simulator running (dt {self.sim.timestep_s * 1e3:.1f} ms, band "
                                f"{'on' if band.enabled else 'off'}, camera {width}x{height} @ {self.camera_rate} Hz)")
 
-    def _on_lowcmd(self, msg) -> None:
-        frame, ok = lowcmd_to_frame(msg)
+    def _on_lowcmd(self, data: bytes) -> None:
+        frame, ok = self._reader.read(data)
         if not ok:
             self.bad_crc += 1
             if self.bad_crc in (1, 10, 100) or self.bad_crc % 1000 == 0:
@@ -207,7 +208,7 @@ class G1SimNode(Node):
 
 
 def main(args=None) -> None:
-    spin_node(G1SimNode, args)
+    spin_node(G1SimNode, args, threads=1)
 
 
 if __name__ == "__main__":

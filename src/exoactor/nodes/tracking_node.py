@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.serialization import deserialize_message
 
 from exoactor.action import TrackMotion
 from exoactor.control.tracker import JointTrackingController, Phase
@@ -25,7 +26,7 @@ from exoactor.msg import G1JointTrajectory as G1JointTrajectoryMsg
 from exoactor.nodes.common import LATCHED_QOS, SENSOR_QOS, declare, spin_node
 from exoactor.nodes.conversions import motion_from_msg, trajectory_to_msg
 from exoactor.nodes.stage import StageServer
-from exoactor.nodes.unitree_io import LowCmdWriter, import_unitree_hg, lowstate_joints
+from exoactor.nodes.unitree_io import LowCmdWriter, LowStateReader, import_unitree_hg
 from exoactor.registry import load_backend
 from exoactor.retarget import RETARGET_BACKENDS, RetargetingError
 from exoactor.retarget.mink_retargeter import RetargetCanceled
@@ -64,7 +65,7 @@ class TrackingNode(Node):
         self.writer = LowCmdWriter()
         self.pub_cmd = self.create_publisher(LowCmd, "lowcmd", SENSOR_QOS)
         self.pub_traj = self.create_publisher(G1JointTrajectoryMsg, "exoactor/g1_trajectory", LATCHED_QOS)
-        self._LowState = LowState
+        self._state_reader = LowStateReader()
         self._state_lock = threading.Lock()
         self._raw: bytes | None = None
         self._raw_t = -1e9
@@ -72,9 +73,17 @@ class TrackingNode(Node):
         self._q = None
         self._mode_machine = 0
         self._fault = False
-        # Raw subscription: the 500 Hz stream is only deserialised when the state is needed
-        # (at most every `state_parse_period_s`), which keeps this node's CPU use low.
-        self.create_subscription(LowState, "lowstate", self._on_lowstate, SENSOR_QOS, raw=True)
+        # The 500 Hz /lowstate stream is taken raw by an internal node on its own single-threaded
+        # executor (this node's multi-threaded executor costs too much per message) and only
+        # deserialised when the state is needed (at most every STATE_PARSE_PERIOD_S).
+        self._io_node = rclpy.create_node(f"{self.get_name()}_lowstate", namespace=self.get_namespace(),
+                                          context=self.context)
+        self._io_node.create_subscription(LowState, self.resolve_topic_name("lowstate"), self._on_lowstate,
+                                          SENSOR_QOS, raw=True)
+        self._io_executor = SingleThreadedExecutor(context=self.context)
+        self._io_executor.add_node(self._io_node)
+        self._io_thread = threading.Thread(target=self._spin_io, name="lowstate", daemon=True)
+        self._io_thread.start()
         self.fault_reason = ""
         self._stop = threading.Event()
         self._loop_thread = threading.Thread(target=self._loop, name="control", daemon=True)
@@ -82,10 +91,17 @@ class TrackingNode(Node):
         StageServer(self, TrackMotion, "exoactor/track_motion", self._work,
                     user_errors=(TrackingError, RetargetingError, MotionEstimationError, UnsafeCommandError, ValueError),
                     cancel_errors=(TrackingCanceled, RetargetCanceled))
-        self.get_logger().info(f"tracking controller ready ({backend} retargeting, {self.rate_hz:.0f} Hz LowCmd)")
+        self.get_logger().info(f"tracking controller ready ({backend} retargeting, {self.rate_hz:.0f} Hz LowCmd, "
+                               f"{'fast' if self.writer.fast else 'message-object'} encoding)")
 
     # ---- robot state -------------------------------------------------------------------------
     STATE_PARSE_PERIOD_S = 0.005
+
+    def _spin_io(self) -> None:
+        try:
+            self._io_executor.spin()
+        except Exception:  # noqa: BLE001 - shutdown races end the I/O thread quietly
+            pass
 
     def _on_lowstate(self, data: bytes) -> None:
         with self._state_lock:
@@ -96,7 +112,7 @@ class TrackingNode(Node):
         with self._state_lock:
             raw, raw_t = self._raw, self._raw_t
             if raw is not None and raw_t > self._parsed_t and time.monotonic() - self._parsed_t >= self.STATE_PARSE_PERIOD_S:
-                q, _dq, self._mode_machine, self._fault = lowstate_joints(deserialize_message(raw, self._LowState))
+                q, _dq, self._mode_machine, self._fault, _crc_ok = self._state_reader.read(raw)
                 self._q, self._parsed_t = q, raw_t
                 self.controller.observe(raw_t, q)
             return self._q, time.monotonic() - raw_t, self._mode_machine, self._fault
@@ -182,6 +198,8 @@ class TrackingNode(Node):
     def close(self) -> None:
         self._stop.set()
         self._loop_thread.join(timeout=1.0)
+        self._io_executor.shutdown(timeout_sec=1.0)
+        self._io_node.destroy_node()
 
 
 def main(args=None) -> None:

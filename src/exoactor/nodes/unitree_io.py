@@ -1,11 +1,19 @@
-"""unitree_hg LowCmd / LowState <-> arrays, with the CRC the robot checks."""
+"""unitree_hg LowCmd / LowState on the wire, with the CRC the robot checks.
+
+The 500 Hz streams use the numpy byte maps of :mod:`exoactor.g1.wire` (serialised bytes in, out)
+when a start-up check shows they agree with rclpy's serializer, else message objects.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from exoactor.g1.joints import NUM_BODY_JOINTS, NUM_MOTOR_SLOTS
-from exoactor.g1.lowcmd import LowCmdFrame
+from exoactor.g1.lowcmd import LOWCMD_DTYPE, LowCmdFrame, unitree_crc32
 from exoactor.g1.lowstate import LOWSTATE_DTYPE, lowstate_crc
+from exoactor.g1.wire import LOWCMD_MAP, LOWSTATE_MAP, check_against
+
+_CMD_FIELDS = ("q", "dq", "tau", "kp", "kd")
+_STATE_FIELDS = ("q", "dq", "ddq", "tau_est", "vol", "motorstate")
 
 
 def import_unitree_hg():
@@ -19,50 +27,103 @@ def import_unitree_hg():
     return LowCmd, LowState, MotorCmd
 
 
+# ---- message objects <-> C records (the slow, obviously-correct path) --------------------------
+def lowcmd_msg_to_record(msg) -> np.ndarray:
+    rec = np.zeros((), dtype=LOWCMD_DTYPE)
+    rec["mode_pr"], rec["mode_machine"], rec["crc"] = msg.mode_pr, msg.mode_machine, msg.crc
+    rec["reserve"] = list(msg.reserve)
+    m = rec["motor"]
+    for i, c in enumerate(msg.motor_cmd):
+        m["mode"][i] = c.mode
+        for f in _CMD_FIELDS:
+            m[f][i] = getattr(c, f)
+        m["reserve"][i] = c.reserve
+    return rec
+
+
+def record_to_lowcmd_msg(rec: np.ndarray, LowCmd):
+    msg = LowCmd()
+    msg.mode_pr, msg.mode_machine, msg.crc = int(rec["mode_pr"]), int(rec["mode_machine"]), int(rec["crc"])
+    msg.reserve = [int(v) for v in rec["reserve"]]
+    m = rec["motor"]
+    cols = {f: m[f].tolist() for f in _CMD_FIELDS}
+    for i in range(NUM_MOTOR_SLOTS):
+        c = msg.motor_cmd[i]
+        c.mode, c.reserve = int(m["mode"][i]), int(m["reserve"][i])
+        for f in _CMD_FIELDS:
+            setattr(c, f, cols[f][i])
+    return msg
+
+
+def lowstate_msg_to_record(msg) -> np.ndarray:
+    rec = np.zeros((), dtype=LOWSTATE_DTYPE)
+    rec["version"], rec["mode_pr"], rec["mode_machine"], rec["tick"] = list(msg.version), msg.mode_pr, msg.mode_machine, msg.tick
+    imu = rec["imu_state"]
+    for f in ("quaternion", "gyroscope", "accelerometer", "rpy", "temperature"):
+        imu[f] = getattr(msg.imu_state, f)
+    for i, s in enumerate(msg.motor_state):
+        ms = rec["motor_state"][i]
+        for f in ("mode", "q", "dq", "ddq", "tau_est", "temperature", "vol", "sensor", "motorstate", "reserve"):
+            ms[f] = getattr(s, f) if not isinstance(getattr(s, f), (list, np.ndarray)) else list(getattr(s, f))
+    rec["wireless_remote"], rec["reserve"], rec["crc"] = list(msg.wireless_remote), list(msg.reserve), msg.crc
+    return rec
+
+
+# ---- LowCmd -------------------------------------------------------------------------------------
 class LowCmdWriter:
-    """Builds LowCmd messages: body motors enabled, unused slots zeroed, padding zero, CRC set."""
+    """LowCmd for the 29 body motors: enabled, unused slots and padding zero, CRC set.
 
-    def __init__(self):
-        self.LowCmd, _, self.MotorCmd = import_unitree_hg()
+    ``build`` returns serialised bytes (fast path) or a message object; both can be published.
+    """
 
-    def build(self, q: np.ndarray, dq: np.ndarray, kp: np.ndarray, kd: np.ndarray, mode_machine: int,
-              tau: np.ndarray | None = None, mode_pr: int = 0):
-        """A fresh LowCmd for 29 body joints (Unitree motor order)."""
+    def __init__(self, fast: bool = True):
+        self.LowCmd, _, _ = import_unitree_hg()
+        self.fast = fast and check_against(LOWCMD_MAP, self.LowCmd, lambda m: lowcmd_msg_to_record(m).tobytes())
+
+    def record(self, q, dq, kp, kd, mode_machine: int, tau=None, mode_pr: int = 0) -> np.ndarray:
         n = NUM_BODY_JOINTS
         frame = LowCmdFrame(mode_pr=mode_pr, mode_machine=int(mode_machine))
         frame.q[:n], frame.dq[:n], frame.kp[:n], frame.kd[:n] = q, dq, kp, kd
         if tau is not None:
             frame.tau[:n] = tau
         frame.mode[:n] = 1
-        rec = frame.to_struct()  # float32-rounded values and their CRC
+        return frame.to_struct()
+
+    def build(self, q, dq, kp, kd, mode_machine: int, tau=None, mode_pr: int = 0):
+        rec = self.record(q, dq, kp, kd, mode_machine, tau, mode_pr)
+        return LOWCMD_MAP.to_cdr(rec.tobytes()) if self.fast else record_to_lowcmd_msg(rec, self.LowCmd)
+
+
+class LowCmdReader:
+    """Serialised LowCmd bytes -> (LowCmdFrame, crc_ok)."""
+
+    def __init__(self):
+        self.LowCmd, _, _ = import_unitree_hg()
+        self.fast = check_against(LOWCMD_MAP, self.LowCmd, lambda m: lowcmd_msg_to_record(m).tobytes())
+
+    def read(self, data: bytes) -> tuple[LowCmdFrame, bool]:
+        if self.fast:
+            rec = np.frombuffer(LOWCMD_MAP.to_c(data), dtype=LOWCMD_DTYPE)[0]
+        else:
+            from rclpy.serialization import deserialize_message  # noqa: PLC0415
+            rec = lowcmd_msg_to_record(deserialize_message(data, self.LowCmd))
         m = rec["motor"]
-        msg = self.LowCmd()
-        msg.mode_pr = int(rec["mode_pr"])
-        msg.mode_machine = int(rec["mode_machine"])
-        qs, dqs, taus, kps, kds, modes = (m[f].tolist() for f in ("q", "dq", "tau", "kp", "kd", "mode"))
-        cmds = msg.motor_cmd
-        for i in range(NUM_MOTOR_SLOTS):
-            c = cmds[i]
-            c.mode, c.q, c.dq, c.tau, c.kp, c.kd = modes[i], qs[i], dqs[i], taus[i], kps[i], kds[i]
-        msg.crc = int(rec["crc"])
-        return msg
+        frame = LowCmdFrame(q=m["q"].astype(float), dq=m["dq"].astype(float), tau=m["tau"].astype(float),
+                            kp=m["kp"].astype(float), kd=m["kd"].astype(float), mode=m["mode"].copy(),
+                            mode_pr=int(rec["mode_pr"]), mode_machine=int(rec["mode_machine"]),
+                            reserve=tuple(int(v) for v in rec["reserve"]))
+        return frame, unitree_crc32(rec.tobytes()[:1000]) == int(rec["crc"])
 
 
-def lowcmd_to_frame(msg) -> tuple[LowCmdFrame, bool]:
-    """LowCmd message -> (frame, crc_ok)."""
-    f = LowCmdFrame(mode_pr=int(msg.mode_pr), mode_machine=int(msg.mode_machine), reserve=tuple(int(r) for r in msg.reserve))
-    for i, c in enumerate(msg.motor_cmd):
-        f.mode[i], f.q[i], f.dq[i], f.tau[i], f.kp[i], f.kd[i] = c.mode, c.q, c.dq, c.tau, c.kp, c.kd
-    return f, f.crc() == int(msg.crc)
-
-
+# ---- LowState -----------------------------------------------------------------------------------
 class LowStateWriter:
-    """Fills LowState messages from simulator state, CRC included."""
+    """LowState from simulator state, CRC included; ``build`` returns bytes or a message object."""
 
-    def __init__(self, mode_machine: int):
+    def __init__(self, mode_machine: int, fast: bool = True):
         _, self.LowState, _ = import_unitree_hg()
         self.mode_machine = int(mode_machine)
         self._rec = np.zeros((), dtype=LOWSTATE_DTYPE)
+        self.fast = fast and check_against(LOWSTATE_MAP, self.LowState, lambda m: lowstate_msg_to_record(m).tobytes())
 
     def build(self, tick: int, q, dq, ddq, tau, imu_quat_wxyz, gyro, acc, rpy):
         rec = self._rec
@@ -75,25 +136,25 @@ class LowStateWriter:
         ms["mode"][:n] = 1
         ms["q"][:n], ms["dq"][:n], ms["ddq"][:n], ms["tau_est"][:n] = q, dq, ddq, tau
         rec["crc"] = lowstate_crc(rec)
-        msg = self.LowState()
-        msg.mode_machine = self.mode_machine
-        msg.tick = int(rec["tick"])
-        msg.imu_state.quaternion = imu["quaternion"].tolist()
-        msg.imu_state.gyroscope = imu["gyroscope"].tolist()
-        msg.imu_state.accelerometer = imu["accelerometer"].tolist()
-        msg.imu_state.rpy = imu["rpy"].tolist()
-        qs, dqs, ddqs, taus = (ms[f].tolist() for f in ("q", "dq", "ddq", "tau_est"))
-        for i in range(NUM_MOTOR_SLOTS):
-            s = msg.motor_state[i]
-            s.mode, s.q, s.dq, s.ddq, s.tau_est = int(ms["mode"][i]), qs[i], dqs[i], ddqs[i], taus[i]
-        msg.crc = int(rec["crc"])
-        return msg
+        if self.fast:
+            return LOWSTATE_MAP.to_cdr(rec.tobytes())
+        from rclpy.serialization import deserialize_message  # noqa: PLC0415
+        return deserialize_message(LOWSTATE_MAP.to_cdr(rec.tobytes()), self.LowState)
 
 
-def lowstate_joints(msg) -> tuple[np.ndarray, np.ndarray, int, bool]:
-    """(q (29,), dq (29,), mode_machine, any motor fault) from a LowState message."""
-    ms = msg.motor_state
-    q = np.array([ms[i].q for i in range(NUM_BODY_JOINTS)])
-    dq = np.array([ms[i].dq for i in range(NUM_BODY_JOINTS)])
-    fault = any(ms[i].motorstate != 0 for i in range(NUM_BODY_JOINTS))
-    return q, dq, int(msg.mode_machine), fault
+class LowStateReader:
+    """Serialised LowState bytes -> (q (29,), dq (29,), mode_machine, any motor fault, crc_ok)."""
+
+    def __init__(self):
+        _, self.LowState, _ = import_unitree_hg()
+        self.fast = check_against(LOWSTATE_MAP, self.LowState, lambda m: lowstate_msg_to_record(m).tobytes())
+
+    def read(self, data: bytes):
+        if self.fast:
+            rec = np.frombuffer(LOWSTATE_MAP.to_c(data), dtype=LOWSTATE_DTYPE)[0]
+        else:
+            from rclpy.serialization import deserialize_message  # noqa: PLC0415
+            rec = lowstate_msg_to_record(deserialize_message(data, self.LowState))
+        ms = rec["motor_state"][:NUM_BODY_JOINTS]
+        return (ms["q"].astype(float), ms["dq"].astype(float), int(rec["mode_machine"]),
+                bool(np.any(ms["motorstate"] != 0)), lowstate_crc(rec) == int(rec["crc"]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -32,6 +33,8 @@ class SyntheticVideoGenerator(VideoGenerator):
         self._renderer = None
         self._renderer_cam: PinholeCamera | None = None
         self._lock = threading.Lock()
+        # An OpenGL context belongs to the thread that made it: all rendering runs on this one.
+        self._gl_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
 
     def warm_up(self) -> None:
         """Load the body model now (the first load ever builds anny's cache)."""
@@ -53,9 +56,12 @@ class SyntheticVideoGenerator(VideoGenerator):
         return self._renderer
 
     def generate(self, request: VideoRequest, progress: ProgressCallback, cancel: threading.Event) -> VideoSegment:
+        self.warm_up()
+        return self._gl_thread.submit(self._generate, request, progress, cancel).result()
+
+    def _generate(self, request: VideoRequest, progress: ProgressCallback, cancel: threading.Event) -> VideoSegment:
         import cv2  # noqa: PLC0415
 
-        self.warm_up()
         cam = request.camera
         if request.reference_image_path is None:
             raise VideoGenerationError("the synthetic backend needs a reference image as background")
