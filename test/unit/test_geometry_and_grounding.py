@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+
+from exoactor.geometry import (PinholeCamera, matrix_to_quat_wxyz, quat_wxyz_to_matrix, quat_wxyz_to_xyzw,
+                               quat_xyzw_to_wxyz, rot_z)
+from exoactor.motion.grounding import gaussian_smooth, ground_motion
+from exoactor.motion.human_motion import FLAG_NO_PERSON, HUMAN_KEYPOINTS, KP, HumanMotion, MotionEstimationError
+
+CAM = PinholeCamera.look_at(640, 480, 50.0, [2.6, -1.3, 1.3], [0.0, 0.0, 0.8])
+
+
+def test_quaternion_round_trips_and_orders():
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(20, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    q *= np.sign(q[:, :1])
+    np.testing.assert_allclose(matrix_to_quat_wxyz(quat_wxyz_to_matrix(q)), q, atol=1e-9)
+    np.testing.assert_allclose(quat_xyzw_to_wxyz(quat_wxyz_to_xyzw(q)), q)
+    np.testing.assert_allclose(quat_wxyz_to_matrix([np.cos(0.3), 0, 0, np.sin(0.3)]), rot_z(0.6), atol=1e-12)
+
+
+def test_camera_projects_and_back_projects():
+    p = np.array([[0.3, 0.2, 0.0], [0.0, 0.0, 1.5]])
+    uv, depth = CAM.project(p)
+    assert np.all(depth > 0) and np.all((uv >= 0) & (uv < [640, 480]))
+    np.testing.assert_allclose(CAM.intersect_horizontal_plane(uv[0], 0.0), p[0], atol=1e-9)
+    assert np.isnan(CAM.intersect_horizontal_plane(np.array([320.0, 479.0]), 5.0)).all()  # a downward ray never rises to z=5
+
+
+def _standing_skeleton(root_xy, yaw):
+    """A rough standing body (world coordinates) with feet on the floor."""
+    local = {"pelvis": (0, 0, 0.9), "left_hip": (0, 0.09, 0.9), "right_hip": (0, -0.09, 0.9), "spine": (0, 0, 1.15),
+             "neck": (0, 0, 1.42), "head": (0.08, 0, 1.6), "left_shoulder": (0, 0.18, 1.42), "right_shoulder": (0, -0.18, 1.42),
+             "left_elbow": (0, 0.2, 1.15), "right_elbow": (0, -0.2, 1.15), "left_wrist": (0, 0.2, 0.9), "right_wrist": (0, -0.2, 0.9),
+             "left_hand": (0, 0.2, 0.82), "right_hand": (0, -0.2, 0.82), "left_knee": (0.02, 0.09, 0.5), "right_knee": (0.02, -0.09, 0.5),
+             "left_ankle": (0, 0.09, 0.09), "right_ankle": (0, -0.09, 0.09), "left_heel": (-0.05, 0.09, 0.03),
+             "right_heel": (-0.05, -0.09, 0.03), "left_toe": (0.15, 0.09, 0.02), "right_toe": (0.15, -0.09, 0.02)}
+    pts = np.array([local[n] for n in HUMAN_KEYPOINTS], float)
+    return pts @ rot_z(yaw).T + [root_xy[0], root_xy[1], 0.0]
+
+
+def test_grounding_recovers_root_trajectory_and_heading():
+    t_count = 40
+    truth = np.stack([_standing_skeleton((0.02 * t, 0.01 * t), 0.3) for t in range(t_count)])
+    uv, _ = CAM.project(truth)
+    rel_optical = (truth - truth[:, :1]) @ CAM.rot_world_from_optical  # what a camera-oriented estimator reports
+    detected = np.ones(t_count, bool)
+    detected[[5, 6, 20]] = False  # occluded frames are filled and flagged
+    m = ground_motion(rel_optical, uv, np.ones((t_count, len(HUMAN_KEYPOINTS))), detected, CAM, 30.0, "test",
+                      smooth_sigma_frames=0.0)
+    assert np.abs(m.root_pos_world_m - truth[:, KP["pelvis"]]).max() < 0.01
+    yaw = np.arctan2(quat_wxyz_to_matrix(m.root_quat_wxyz)[:, 1, 0], quat_wxyz_to_matrix(m.root_quat_wxyz)[:, 0, 0])
+    np.testing.assert_allclose(yaw, 0.3, atol=1e-6)
+    assert m.frame_flags[5] & FLAG_NO_PERSON and m.frame_flags[0] == 0
+    assert abs(m.height_m - 1.72) < 0.05
+
+
+def test_grounding_fails_clearly_without_a_person():
+    n, j = 10, len(HUMAN_KEYPOINTS)
+    with pytest.raises(MotionEstimationError, match="no person"):
+        ground_motion(np.zeros((n, j, 3)), np.zeros((n, j, 2)), np.zeros((n, j)), np.zeros(n, bool), CAM, 30.0, "t")
+    det = np.zeros(n, bool)
+    det[:3] = True
+    with pytest.raises(MotionEstimationError, match="30%"):
+        ground_motion(np.zeros((n, j, 3)), np.zeros((n, j, 2)), np.zeros((n, j)), det, CAM, 30.0, "t")
+
+
+def test_smoothing_has_no_lag():
+    x = np.sin(np.linspace(0, 6, 200))[:, None]
+    y = gaussian_smooth(x + np.random.default_rng(0).normal(0, 0.02, x.shape), 2.0)
+    lag = np.argmax(np.correlate(y[:, 0] - y.mean(), x[:, 0] - x.mean(), "full")) - (len(x) - 1)
+    assert lag == 0 and np.abs(y - x).mean() < 0.02
+
+
+def test_motion_validation_and_save_load(tmp_path):
+    kp = np.stack([_standing_skeleton((0, 0), 0)] * 3)
+    m = HumanMotion(30.0, kp, np.ones(kp.shape[:2]), kp[:, 0], np.tile([1.0, 0, 0, 0], (3, 1)), 1.7)
+    m2 = HumanMotion.load(m.save(tmp_path / "m.npz"))
+    np.testing.assert_allclose(m2.keypoints_world_m, kp) and m2.keypoint_names == HUMAN_KEYPOINTS
+    kp[1, 2, 0] = np.nan
+    with pytest.raises(MotionEstimationError, match="NaN"):
+        HumanMotion(30.0, kp, np.ones(kp.shape[:2]), kp[:, 0], np.tile([1.0, 0, 0, 0], (3, 1)), 1.7)
