@@ -50,7 +50,7 @@ class G1SimNode(Node):
                            stiffness_n_m=p("band.stiffness_n_m", 200.0, "band stiffness (N/m)"),
                            damping_n_s_m=p("band.damping_n_s_m", 100.0, "band damping (N s/m)"),
                            anchor_world_m=np.array(p("band.anchor_m", [0.0, 0.0, 3.0], "band anchor in the world (m)")),
-                           length_m=p("band.length_m", 0.0, "band rest length (m); 0 = taut at the start pose minus 2 cm"))
+                           length_m=p("band.length_m", 0.0, "band rest length (m); 0 = automatic: the band carries the robot's weight at the start pose"))
         self.world_frame = p("world_frame", "world", "fixed frame of TF, markers and the camera pose")
         model_dir = p("model_dir", "", "folder with Menagerie's unitree_g1 files; '' = mujoco-menagerie package")
         self.camera = PinholeCamera.look_at(width, height, fovy, eye, target)

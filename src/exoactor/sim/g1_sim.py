@@ -113,9 +113,10 @@ class G1Simulator:
             mj.mj_resetData(self.model, self.data)
         mj.mj_forward(self.model, self.data)
         if self.band.length_m <= 0.0:
-            # Default band length: taut at the initial pose minus 2 cm of sag.
+            # Automatic length: at the start pose the band carries the robot's whole weight.
             p = self.data.xpos[self._band_body]
-            self.band.length_m = float(np.linalg.norm(self.band.anchor_world_m - p)) - 0.02
+            weight_n = float(self.model.body_subtreemass[1] * -self.model.opt.gravity[2])
+            self.band.length_m = float(np.linalg.norm(self.band.anchor_world_m - p)) - weight_n / self.band.stiffness_n_m
         with self._cmd_lock:
             self._cmd = None
 

@@ -1,0 +1,92 @@
+import threading
+
+import numpy as np
+import pytest
+
+from exoactor.g1.joints import DEFAULT_KD, DEFAULT_KP
+from exoactor.g1.lowcmd import LowCmdFrame
+from exoactor.g1.model import joint_ranges_rad, stand_pose_rad
+from exoactor.motion.human_motion import HUMAN_KEYPOINTS, KP, HumanMotion
+from exoactor.retarget.mink_retargeter import MinkRetargeter, RetargetCanceled
+from exoactor.sim.g1_sim import ElasticBand, G1Simulator
+
+
+def _pd_command(q_target):
+    f = LowCmdFrame(mode_machine=5)
+    f.q[:29], f.kp[:29], f.kd[:29], f.mode[:29] = q_target, DEFAULT_KP, DEFAULT_KD, 1
+    return f
+
+
+def test_sim_follows_pd_commands_on_the_band():
+    sim = G1Simulator(band=ElasticBand(enabled=True))
+    target = stand_pose_rad(sim.model)
+    target[15] = -0.8  # left shoulder pitch forward
+    target[18] = 1.0   # left elbow
+    sim.set_command(_pd_command(target))
+    sim.step(1500)  # 3 s
+    st = sim.state()
+    # kp = 40 without gravity feed-forward leaves ~0.1 rad of sag on the arm: the real PD law does too.
+    assert np.abs(st.q_rad[[15, 18]] - target[[15, 18]]).max() < 0.15
+    assert np.abs(st.dq_rad_s).max() < 0.5
+    assert st.base_pos_world_m[2] > 0.6  # held up by the band
+    np.testing.assert_allclose(np.linalg.norm(st.imu_quat_wxyz), 1.0, atol=1e-6)
+
+
+def test_sim_motors_off_without_command_and_torques_clipped():
+    sim = G1Simulator()
+    assert not sim.motor_torques().any()  # nothing commanded: zero torque, as a fresh robot
+    f = _pd_command(np.full(29, 3.0))
+    f.kp[:29] = 1e4
+    sim.set_command(f)
+    tau = sim.motor_torques()
+    assert np.all(np.abs(tau) <= sim.torque_limit_nm + 1e-9) and np.isclose(np.abs(tau).max(), sim.torque_limit_nm.max())
+    f.mode[:29] = 0
+    sim.set_command(f)
+    assert not sim.motor_torques().any()  # mode 0: motor ignores the command
+
+
+def test_band_force_points_to_anchor():
+    b = ElasticBand(anchor_world_m=np.array([0.0, 0.0, 3.0]), length_m=1.0)
+    f = b.force(np.array([0.0, 0.0, 1.0]), np.zeros(3))
+    np.testing.assert_allclose(f, [0, 0, 200.0])
+    assert not ElasticBand(enabled=False).force(np.zeros(3), np.zeros(3)).any()
+
+
+def _synthetic_motion(n=45, right_arm_up=True):
+    """A standing human whose right arm swings up sideways."""
+    base = {"pelvis": (0, 0, 0.95), "left_hip": (0, 0.09, 0.95), "right_hip": (0, -0.09, 0.95), "spine": (0, 0, 1.2),
+            "neck": (0, 0, 1.45), "head": (0.08, 0, 1.62), "left_shoulder": (0, 0.18, 1.45), "right_shoulder": (0, -0.18, 1.45),
+            "left_elbow": (0, 0.2, 1.17), "right_elbow": (0, -0.2, 1.17), "left_wrist": (0, 0.2, 0.92), "right_wrist": (0, -0.2, 0.92),
+            "left_hand": (0, 0.2, 0.85), "right_hand": (0, -0.2, 0.85), "left_knee": (0.02, 0.09, 0.52), "right_knee": (0.02, -0.09, 0.52),
+            "left_ankle": (0, 0.09, 0.09), "right_ankle": (0, -0.09, 0.09), "left_heel": (-0.05, 0.09, 0.03),
+            "right_heel": (-0.05, -0.09, 0.03), "left_toe": (0.15, 0.09, 0.02), "right_toe": (0.15, -0.09, 0.02)}
+    kp = np.tile(np.array([base[n] for n in HUMAN_KEYPOINTS], float), (n, 1, 1))
+    if right_arm_up:
+        for t in range(n):
+            a = np.pi * 0.8 * min(1.0, t / (n * 0.6))  # abduction angle
+            sh = kp[t, KP["right_shoulder"]]
+            for name, r in (("right_elbow", 0.28), ("right_wrist", 0.53), ("right_hand", 0.6)):
+                kp[t, KP[name]] = sh + r * np.array([0.0, -np.sin(a), -np.cos(a)])
+    return HumanMotion(30.0, kp, np.ones((n, len(HUMAN_KEYPOINTS))), kp[:, 0], np.tile([1.0, 0, 0, 0], (n, 1)), 1.75)
+
+
+@pytest.fixture(scope="module")
+def retargeter():
+    return MinkRetargeter(max_joint_velocity_rad_s=6.0)
+
+
+def test_retargeting_respects_limits_and_follows_the_arm(retargeter):
+    tr = retargeter.retarget(_synthetic_motion())
+    rng = joint_ranges_rad(retargeter.model)
+    assert np.all(tr.positions_rad >= rng[:, 0] - 1e-6) and np.all(tr.positions_rad <= rng[:, 1] + 1e-6)
+    assert np.abs(np.diff(tr.positions_rad, axis=0)).max() * 30.0 <= 6.0 + 1e-6  # velocity limit enforced
+    assert tr.positions_rad[-1, 23] < -1.2 and abs(tr.positions_rad[-1, 16]) < 0.6  # right shoulder roll up, left arm down
+    assert abs(tr.root_pos_world_m[0, 2] - retargeter.stand_pelvis_z) < 0.05  # standing human -> standing robot
+    assert np.abs(tr.positions_rad[:, 3]).max() < 0.5  # knees stay nearly straight
+
+
+def test_retargeting_can_be_canceled(retargeter):
+    ev = threading.Event()
+    ev.set()
+    with pytest.raises(RetargetCanceled):
+        retargeter.retarget(_synthetic_motion(), cancel=ev)
