@@ -23,7 +23,10 @@ class Playback:
             for item in items:
                 if stop.is_set():
                     return
-                publish(item)
+                try:
+                    publish(item)
+                except Exception:  # noqa: BLE001 - a preview must never take the node down (e.g. at shutdown)
+                    return
                 t += period
                 stop.wait(max(0.0, t - time.monotonic()))
 

@@ -93,6 +93,13 @@ class G1SimNode(Node):
         self.sim.set_command(frame)
 
     def _loop(self) -> None:
+        try:
+            self._physics()
+        except Exception:  # noqa: BLE001 - publishing fails once the context is shut down
+            if self.context.ok():
+                raise
+
+    def _physics(self) -> None:
         dt = self.sim.timestep_s
         t_start = time.monotonic()
         sim_steps = 0
@@ -130,12 +137,17 @@ class G1SimNode(Node):
     def _render_loop(self) -> None:
         """Camera frames on their own thread, so rendering never stalls the 500 Hz physics."""
         period = 1.0 / self.camera_rate
-        while not self._stop.is_set():
-            t = time.monotonic()
-            stamp = self.get_clock().now().to_msg()
-            self.pub_image.publish(image_to_msg(self.sim.render(), stamp, "exocentric_camera_optical"))
-            self._stop.wait(max(0.0, period - (time.monotonic() - t)))
-        self.sim.close()  # the GL context belongs to this thread
+        try:
+            while not self._stop.is_set():
+                t = time.monotonic()
+                stamp = self.get_clock().now().to_msg()
+                self.pub_image.publish(image_to_msg(self.sim.render(), stamp, "exocentric_camera_optical"))
+                self._stop.wait(max(0.0, period - (time.monotonic() - t)))
+        except Exception:  # noqa: BLE001 - publishing fails once the context is shut down
+            if self.context.ok():
+                raise
+        finally:
+            self.sim.close()  # the GL context belongs to this thread
 
     def _publish_joints_tf(self, st) -> None:
         stamp = self.get_clock().now().to_msg()

@@ -77,7 +77,7 @@ class TrackingNode(Node):
         # executor (this node's multi-threaded executor costs too much per message) and only
         # deserialised when the state is needed (at most every STATE_PARSE_PERIOD_S).
         self._io_node = rclpy.create_node(f"{self.get_name()}_lowstate", namespace=self.get_namespace(),
-                                          context=self.context)
+                                          context=self.context, use_global_arguments=False)
         self._io_node.create_subscription(LowState, self.resolve_topic_name("lowstate"), self._on_lowstate,
                                           SENSOR_QOS, raw=True)
         self._io_executor = SingleThreadedExecutor(context=self.context)
@@ -132,7 +132,12 @@ class TrackingNode(Node):
                 self.controller.damp()
             cmd = self.controller.tick(now)
             if cmd is not None:
-                self.pub_cmd.publish(self.writer.build(cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd, mode_machine))
+                try:
+                    self.pub_cmd.publish(self.writer.build(cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd, mode_machine))
+                except Exception:  # noqa: BLE001 - only at shutdown (context gone): end the loop
+                    if not self.context.ok():
+                        return
+                    raise
             next_t += period
             delay = next_t - time.monotonic()
             if delay > 0:
