@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The offline demo: set up on first use, start the whole graph (one process per node, simulated
+# G1), send one task, show progress, print where the episode is. No keys, no GPU, no robot.
+#   scripts/demo.sh ["instruction"]
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+INSTRUCTION="${1:-wave with the right hand, then squat}"
+bash "$REPO/scripts/install_system_deps.sh"
+bash "$REPO/scripts/setup_env.sh"
+# shellcheck disable=SC1091
+source "$REPO/scripts/env.sh"
+cd "$REPO"
+python -m exoactor.video.synthetic --warm-up >/dev/null
+exec python -m exoactor.demo "$INSTRUCTION"

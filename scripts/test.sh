@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Run every test on a fresh machine: sets up the offline environment on first use (pip + colcon),
+# then runs the unit tests and the multi-process integration tests against the installed package.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$REPO/scripts/install_system_deps.sh"
+bash "$REPO/scripts/setup_env.sh"
+# shellcheck disable=SC1091
+source "$REPO/scripts/env.sh"
+export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$((100 + RANDOM % 100))}"
+cd "$REPO"
+python -m exoactor.video.synthetic --warm-up
+python -m pytest -v -p no:cacheprovider test/unit "$@"
+python -m pytest -v -p no:cacheprovider test/integration "$@"
