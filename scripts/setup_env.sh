@@ -22,12 +22,17 @@ if [ ! -f "$STAMP" ]; then
     log "creating venv $VENV"
     "$PY" -m venv "$VENV"
   fi
-  log "installing Python packages (first time: a few minutes)"
-  "$VENV/bin/python" -m pip install -q --upgrade pip wheel
-  # torch first and pinned: an unpinned torch drags in GBs of CUDA packages.
-  "$VENV/bin/python" -m pip install -q -r "$REPO/scripts/requirements-offline.txt"
+  log "installing Python packages (first time: a few minutes; log: $EXOACTOR_HOME/pip.log)"
+  pip_install() {
+    "$VENV/bin/python" -m pip install "$@" >>"$EXOACTOR_HOME/pip.log" 2>&1 \
+      || { grep -v '^WARNING: Location' "$EXOACTOR_HOME/pip.log" | tail -30 >&2; log "pip install FAILED"; exit 1; }
+  }
+  mkdir -p "$EXOACTOR_HOME"
+  pip_install --upgrade pip wheel
+  # torch pinned: an unpinned torch drags in GBs of CUDA packages.
+  pip_install -r "$REPO/scripts/requirements-offline.txt"
   # pyrender pins PyOpenGL==3.1.0, which breaks OSMesa/EGL: install it without deps.
-  "$VENV/bin/python" -m pip install -q --no-deps pyrender==0.1.45
+  pip_install --no-deps pyrender==0.1.45
   touch "$STAMP"
 fi
 

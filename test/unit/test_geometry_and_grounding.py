@@ -27,21 +27,13 @@ def test_camera_projects_and_back_projects():
     assert np.isnan(CAM.intersect_horizontal_plane(np.array([320.0, 479.0]), 5.0)).all()  # a downward ray never rises to z=5
 
 
-def _standing_skeleton(root_xy, yaw):
-    """A rough standing body (world coordinates) with feet on the floor."""
-    local = {"pelvis": (0, 0, 0.9), "left_hip": (0, 0.09, 0.9), "right_hip": (0, -0.09, 0.9), "spine": (0, 0, 1.15),
-             "neck": (0, 0, 1.42), "head": (0.08, 0, 1.6), "left_shoulder": (0, 0.18, 1.42), "right_shoulder": (0, -0.18, 1.42),
-             "left_elbow": (0, 0.2, 1.15), "right_elbow": (0, -0.2, 1.15), "left_wrist": (0, 0.2, 0.9), "right_wrist": (0, -0.2, 0.9),
-             "left_hand": (0, 0.2, 0.82), "right_hand": (0, -0.2, 0.82), "left_knee": (0.02, 0.09, 0.5), "right_knee": (0.02, -0.09, 0.5),
-             "left_ankle": (0, 0.09, 0.09), "right_ankle": (0, -0.09, 0.09), "left_heel": (-0.05, 0.09, 0.03),
-             "right_heel": (-0.05, -0.09, 0.03), "left_toe": (0.15, 0.09, 0.02), "right_toe": (0.15, -0.09, 0.02)}
-    pts = np.array([local[n] for n in HUMAN_KEYPOINTS], float)
-    return pts @ rot_z(yaw).T + [root_xy[0], root_xy[1], 0.0]
+def _placed(skeleton, root_xy, yaw):
+    return skeleton @ rot_z(yaw).T + [root_xy[0], root_xy[1], 0.0]
 
 
-def test_grounding_recovers_root_trajectory_and_heading():
+def test_grounding_recovers_root_trajectory_and_heading(standing_keypoints):
     t_count = 40
-    truth = np.stack([_standing_skeleton((0.02 * t, 0.01 * t), 0.3) for t in range(t_count)])
+    truth = np.stack([_placed(standing_keypoints, (0.02 * t, 0.01 * t), 0.3) for t in range(t_count)])
     uv, _ = CAM.project(truth)
     rel_optical = (truth - truth[:, :1]) @ CAM.rot_world_from_optical  # what a camera-oriented estimator reports
     detected = np.ones(t_count, bool)
@@ -72,8 +64,8 @@ def test_smoothing_has_no_lag():
     assert lag == 0 and np.abs(y - x).mean() < 0.02
 
 
-def test_motion_validation_and_save_load(tmp_path):
-    kp = np.stack([_standing_skeleton((0, 0), 0)] * 3)
+def test_motion_validation_and_save_load(tmp_path, standing_keypoints):
+    kp = np.stack([standing_keypoints] * 3)
     m = HumanMotion(30.0, kp, np.ones(kp.shape[:2]), kp[:, 0], np.tile([1.0, 0, 0, 0], (3, 1)), 1.7)
     m2 = HumanMotion.load(m.save(tmp_path / "m.npz"))
     np.testing.assert_allclose(m2.keypoints_world_m, kp) and m2.keypoint_names == HUMAN_KEYPOINTS

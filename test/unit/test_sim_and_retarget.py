@@ -52,22 +52,16 @@ def test_band_force_points_to_anchor():
     assert not ElasticBand(enabled=False).force(np.zeros(3), np.zeros(3)).any()
 
 
-def _synthetic_motion(n=45, right_arm_up=True):
+def _synthetic_motion(standing, n=45, right_arm_up=True):
     """A standing human whose right arm swings up sideways."""
-    base = {"pelvis": (0, 0, 0.95), "left_hip": (0, 0.09, 0.95), "right_hip": (0, -0.09, 0.95), "spine": (0, 0, 1.2),
-            "neck": (0, 0, 1.45), "head": (0.08, 0, 1.62), "left_shoulder": (0, 0.18, 1.45), "right_shoulder": (0, -0.18, 1.45),
-            "left_elbow": (0, 0.2, 1.17), "right_elbow": (0, -0.2, 1.17), "left_wrist": (0, 0.2, 0.92), "right_wrist": (0, -0.2, 0.92),
-            "left_hand": (0, 0.2, 0.85), "right_hand": (0, -0.2, 0.85), "left_knee": (0.02, 0.09, 0.52), "right_knee": (0.02, -0.09, 0.52),
-            "left_ankle": (0, 0.09, 0.09), "right_ankle": (0, -0.09, 0.09), "left_heel": (-0.05, 0.09, 0.03),
-            "right_heel": (-0.05, -0.09, 0.03), "left_toe": (0.15, 0.09, 0.02), "right_toe": (0.15, -0.09, 0.02)}
-    kp = np.tile(np.array([base[n] for n in HUMAN_KEYPOINTS], float), (n, 1, 1))
+    kp = np.tile(standing, (n, 1, 1))
     if right_arm_up:
         for t in range(n):
             a = np.pi * 0.8 * min(1.0, t / (n * 0.6))  # abduction angle
             sh = kp[t, KP["right_shoulder"]]
             for name, r in (("right_elbow", 0.28), ("right_wrist", 0.53), ("right_hand", 0.6)):
                 kp[t, KP[name]] = sh + r * np.array([0.0, -np.sin(a), -np.cos(a)])
-    return HumanMotion(30.0, kp, np.ones((n, len(HUMAN_KEYPOINTS))), kp[:, 0], np.tile([1.0, 0, 0, 0], (n, 1)), 1.75)
+    return HumanMotion(30.0, kp, np.ones((n, len(HUMAN_KEYPOINTS))), kp[:, 0], np.tile([1.0, 0, 0, 0], (n, 1)), 1.72)
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +69,8 @@ def retargeter():
     return MinkRetargeter(max_joint_velocity_rad_s=6.0)
 
 
-def test_retargeting_respects_limits_and_follows_the_arm(retargeter):
-    tr = retargeter.retarget(_synthetic_motion())
+def test_retargeting_respects_limits_and_follows_the_arm(retargeter, standing_keypoints):
+    tr = retargeter.retarget(_synthetic_motion(standing_keypoints))
     rng = joint_ranges_rad(retargeter.model)
     assert np.all(tr.positions_rad >= rng[:, 0] - 1e-6) and np.all(tr.positions_rad <= rng[:, 1] + 1e-6)
     assert np.abs(np.diff(tr.positions_rad, axis=0)).max() * 30.0 <= 6.0 + 1e-6  # velocity limit enforced
@@ -85,8 +79,8 @@ def test_retargeting_respects_limits_and_follows_the_arm(retargeter):
     assert np.abs(tr.positions_rad[:, 3]).max() < 0.5  # knees stay nearly straight
 
 
-def test_retargeting_can_be_canceled(retargeter):
+def test_retargeting_can_be_canceled(retargeter, standing_keypoints):
     ev = threading.Event()
     ev.set()
     with pytest.raises(RetargetCanceled):
-        retargeter.retarget(_synthetic_motion(), cancel=ev)
+        retargeter.retarget(_synthetic_motion(standing_keypoints), cancel=ev)
