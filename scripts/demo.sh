@@ -10,5 +10,6 @@ bash "$REPO/scripts/setup_env.sh"
 # shellcheck disable=SC1091
 source "$REPO/scripts/env.sh"
 cd "$REPO"
-python -m exoactor.video.synthetic --warm-up >/dev/null
+echo "[setup] loading the synthetic human model (first use builds its cache: 1-2 minutes)" >&2
+python -m exoactor.video.synthetic --warm-up >&2
 exec python -m exoactor.demo "$INSTRUCTION"
