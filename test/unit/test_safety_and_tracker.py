@@ -101,3 +101,14 @@ def test_cancel_ramps_to_hold_pose_and_damping_drops_stiffness(limits, stand):
     c.damp()
     d = c.tick(t + 0.002)
     assert d.phase == Phase.DAMPING and not d.kp.any() and np.all(d.kd > 0)
+
+
+def test_after_damping_a_new_goal_ramps_from_the_measured_pose(limits, stand):
+    c = _controller(limits, stand)
+    c.start(_traj(np.stack([stand, stand])), stand, 0.0)
+    c.tick(0.002)
+    c.damp()
+    sagged = np.clip(stand - 0.3, limits.q_min_rad, limits.q_max_rad)  # the limp robot moved
+    c.start(_traj(np.stack([stand, stand])), sagged, 1.0)
+    first = c.tick(1.0)
+    np.testing.assert_allclose(first.q_rad, sagged, atol=1e-9)  # no jump back to the old command

@@ -78,7 +78,10 @@ class JointTrackingController:
         self.limits.check_finite(q_measured_rad, "measured joint positions")
         self.limits.check_finite(traj.positions_rad, "trajectory")
         with self._lock:
-            start = self._last_q if self._last_q is not None and self.phase != Phase.IDLE else np.asarray(q_measured_rad, float)
+            # Continue from the last command while the motors still hold it; after IDLE or DAMPING
+            # the robot is wherever it sagged to, so ramp from the measured pose.
+            holding = self._last_q is not None and self.phase not in (Phase.IDLE, Phase.DAMPING)
+            start = self._last_q if holding else np.asarray(q_measured_rad, float)
             target = np.clip(traj.positions_rad[0], self.limits.q_min_rad, self.limits.q_max_rad)
             self._traj = traj
             self._log_t, self._log_cmd, self._log_meas = [], [], []
