@@ -178,3 +178,26 @@ def test_cancel_mid_execution_ramps_to_a_safe_hold(graph, limits):
     saved = json.loads((Path(result.episode_path) / "result.json").read_text())
     assert saved["error_code"] == R.ERROR_CANCELED and (Path(result.episode_path) / "segment_00.mp4").is_file()
     assert not g.dead()
+
+
+def test_lost_robot_state_aborts_with_damping_and_nodes_keep_serving(graph):
+    """Last in this module: it kills the simulator."""
+    g, client, _, rec, _ = graph
+    killed = []
+
+    def kill_sim_during_tracking(fb):
+        if fb.stage == "tracking" and fb.stage_progress > 0.4 and not killed:
+            killed.append(time.monotonic())
+            g.procs["g1_sim"].kill()
+        return False
+
+    status, result = client.run("raise the left arm", cancel_when=kill_sim_during_tracking, timeout_s=600)
+    assert killed, "tracking never started"
+    assert status == GoalStatus.STATUS_ABORTED and result.error_code == R.ERROR_ROBOT_STATE, result.message
+    assert "lowstate" in result.message and result.failed_stage == "tracking"
+    time.sleep(0.5)
+    cmds, _ = rec.since(time.monotonic() - 0.3)
+    assert cmds and all(not f.kp[:29].any() and np.all(f.kd[:29] == 8.0) and ok for _, f, ok in cmds)  # damping
+    assert set(g.dead()) == {"g1_sim"}  # every other node survived
+    status, result = client.run("", timeout_s=60)  # and still serves
+    assert result.error_code == R.ERROR_INVALID_INSTRUCTION
