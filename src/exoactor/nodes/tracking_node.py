@@ -7,6 +7,7 @@ motor fault switches to damping and aborts the goal.
 """
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from pathlib import Path
@@ -85,6 +86,7 @@ class TrackingNode(Node):
         self._io_thread = threading.Thread(target=self._spin_io, name="lowstate", daemon=True)
         self._io_thread.start()
         self.fault_reason = ""
+        self._sent_t: collections.deque[float] = collections.deque(maxlen=60000)  # LowCmd send times
         self._stop = threading.Event()
         self._loop_thread = threading.Thread(target=self._loop, name="control", daemon=True)
         self._loop_thread.start()
@@ -134,6 +136,7 @@ class TrackingNode(Node):
             if cmd is not None:
                 try:
                     self.pub_cmd.publish(self.writer.build(cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd, mode_machine))
+                    self._sent_t.append(now)
                 except Exception:  # noqa: BLE001 - only at shutdown (context gone): end the loop
                     if not self.context.ok():
                         return
@@ -194,11 +197,26 @@ class TrackingNode(Node):
             if out is not None:
                 traj.save(out, log_t_s=log_t - t0 if len(log_t) else log_t, log_commanded_rad=log_cmd,
                           log_measured_rad=log_meas)
+        rate_hz, p50_ms, p99_ms = self._loop_stats(t0)
+        self.get_logger().info(f"LowCmd loop during the goal: {rate_hz:.0f} Hz, period p50 {p50_ms:.2f} ms, p99 {p99_ms:.2f} ms")
+        if out is not None:
+            traj.save(out, log_t_s=log_t - t0 if len(log_t) else log_t, log_commanded_rad=log_cmd,
+                      log_measured_rad=log_meas, lowcmd_rate_hz=rate_hz, lowcmd_period_p50_ms=p50_ms,
+                      lowcmd_period_p99_ms=p99_ms)
         result.tracking_rmse_rad = self.controller.tracking_rmse_rad()
         result.clamped_commands = int(self.controller.clamped_total)
         result.success = True
         result.message = (f"tracked {traj.duration_s:.1f} s after a {ramp:.1f} s ramp-in; "
-                          f"joint RMSE {result.tracking_rmse_rad:.3f} rad, {result.clamped_commands} clamped command values")
+                          f"joint RMSE {result.tracking_rmse_rad:.3f} rad, {result.clamped_commands} clamped command values; "
+                          f"LowCmd {rate_hz:.0f} Hz (period p99 {p99_ms:.1f} ms)")
+
+    def _loop_stats(self, since: float) -> tuple[float, float, float]:
+        """(rate Hz, period p50 ms, period p99 ms) of the LowCmds sent since ``since``."""
+        t = np.array([x for x in list(self._sent_t) if x >= since])
+        if len(t) < 3:
+            return 0.0, float("nan"), float("nan")
+        d = np.diff(t) * 1e3
+        return float((len(t) - 1) / (t[-1] - t[0])), float(np.percentile(d, 50)), float(np.percentile(d, 99))
 
     def close(self) -> None:
         self._stop.set()
