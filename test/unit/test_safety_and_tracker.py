@@ -112,3 +112,16 @@ def test_after_damping_a_new_goal_ramps_from_the_measured_pose(limits, stand):
     c.start(_traj(np.stack([stand, stand])), sagged, 1.0)
     first = c.tick(1.0)
     np.testing.assert_allclose(first.q_rad, sagged, atol=1e-9)  # no jump back to the old command
+
+
+def test_next_step_ramps_briefly_from_the_held_command(limits, stand):
+    c = JointTrackingController(limits, DEFAULT_KP, DEFAULT_KD, stand, ramp_in_min_s=2.0, ramp_speed_rad_s=0.5)
+    assert c.start(_traj(np.stack([stand, stand])), stand, 0.0) == 2.0  # first goal: the full ramp
+    t = 0.0
+    while c.phase != Phase.HOLDING:
+        t += 0.002
+        c.tick(t)
+    nxt = stand.copy()
+    nxt[15] += 0.05
+    assert c.start(_traj(np.stack([nxt, nxt])), stand + 0.2, t) == pytest.approx(0.25)  # continues from the command
+    assert np.allclose(c.tick(t).q_rad, np.clip(stand, limits.q_min_rad, limits.q_max_rad))

@@ -70,8 +70,12 @@ class JointTrackingController:
         self._log_meas: list[np.ndarray] = []
 
     # ---- commands from the action server -------------------------------------------------
-    def _ramp_duration(self, a: np.ndarray, b: np.ndarray) -> float:
-        return max(self.ramp_in_min_s, float(np.max(np.abs(b - a))) / self.ramp_speed_rad_s)
+    CONTINUE_RAMP_MIN_S = 0.25
+    """Shortest ramp when the motors already hold a commanded pose (next step of a task)."""
+
+    def _ramp_duration(self, a: np.ndarray, b: np.ndarray, min_s: float | None = None) -> float:
+        floor = self.ramp_in_min_s if min_s is None else min_s
+        return max(floor, float(np.max(np.abs(b - a))) / self.ramp_speed_rad_s)
 
     def start(self, traj: G1JointTrajectory, q_measured_rad: np.ndarray, t_now: float, ramp_in: bool = True) -> float:
         """Begin a trajectory; returns the ramp-in duration (s). Raises UnsafeCommandError."""
@@ -86,8 +90,9 @@ class JointTrackingController:
             self._traj = traj
             self._log_t, self._log_cmd, self._log_meas = [], [], []
             self.clamped_total = 0
-            if ramp_in or self.phase == Phase.IDLE:
-                self._begin_ramp(Phase.RAMP_IN, start, target, t_now)
+            if ramp_in or not holding:
+                self._begin_ramp(Phase.RAMP_IN, start, target, t_now,
+                                 min_s=self.CONTINUE_RAMP_MIN_S if holding else None)
             else:
                 self.phase, self._t_phase = Phase.TRACKING, t_now
             return self._ramp_T if self.phase == Phase.RAMP_IN else 0.0
@@ -108,10 +113,10 @@ class JointTrackingController:
             self.phase = Phase.DAMPING
             self._traj = None
 
-    def _begin_ramp(self, phase: Phase, a: np.ndarray, b: np.ndarray, t_now: float) -> None:
+    def _begin_ramp(self, phase: Phase, a: np.ndarray, b: np.ndarray, t_now: float, min_s: float | None = None) -> None:
         self.phase = phase
         self._ramp_from, self._ramp_to = a.copy(), b.copy()
-        self._ramp_T = self._ramp_duration(a, b)
+        self._ramp_T = self._ramp_duration(a, b, min_s)
         self._t_phase = t_now
 
     # ---- the control loop -----------------------------------------------------------------
