@@ -46,3 +46,16 @@ def test_lowstate_round_trip():
     assert msg.tick == 9 and abs(msg.motor_state[28].dq - 2.0) < 1e-6 and abs(msg.imu_state.accelerometer[2] - 9.8) < 1e-5
     q2, dq2, mm, fault, crc_ok = r.read(serialize_message(msg))
     assert crc_ok and mm == 5 and not fault and np.allclose(q2, q, atol=1e-6)
+
+
+def test_lowstate_message_object_fallback_matches_the_fast_path():
+    _, LowState, _ = import_unitree_hg()
+    q = np.linspace(-0.5, 0.5, 29)
+    args = (4, q, -q, q * 2, q * 3, [1, 0, 0, 0], [0.1, 0.2, 0.3], [0, 0, 9.8], [0.01, 0.02, 0.03])
+    msg = LowStateWriter(mode_machine=5, fast=False).build(*args)
+    assert isinstance(msg, LowState)
+    q2, dq2, mm, fault, crc_ok = LowStateReader().read(serialize_message(msg))
+    assert crc_ok and mm == 5 and not fault and np.allclose(q2, q, atol=1e-6) and np.allclose(dq2, -q, atol=1e-6)
+    fast = np.frombuffer(LowStateWriter(mode_machine=5).build(*args), np.uint8)
+    data = np.concatenate([np.ones(4, bool), LOWSTATE_MAP.cdr_from_c >= 0])
+    assert np.array_equal(np.frombuffer(serialize_message(msg), np.uint8)[data], fast[data])

@@ -115,15 +115,17 @@ class G1SimNode(Node):
                 n = min(behind, 50)  # never spiral: drop time if we fall far behind
                 self.sim.step(n)
                 sim_steps += n if behind <= 50 else behind
-            st = self.sim.state()
-            if periods["lowstate"] and now >= due["lowstate"]:
+            lowstate_due = bool(periods["lowstate"]) and now >= due["lowstate"]
+            joints_due = bool(periods["joints"]) and now >= due["joints"]
+            st = self.sim.state() if lowstate_due or joints_due else None
+            if lowstate_due:
                 due["lowstate"] = now + periods["lowstate"]
                 tick += 1
                 r = quat_wxyz_to_matrix(st.imu_quat_wxyz)
                 self.pub_lowstate.publish(self._writer.build(tick, st.q_rad, st.dq_rad_s, st.ddq_rad_s2, st.tau_nm,
                                                              st.imu_quat_wxyz, st.imu_gyro_rad_s, st.imu_acc_m_s2,
                                                              _rpy_from_matrix(r)))
-            if periods["joints"] and now >= due["joints"]:
+            if joints_due:
                 due["joints"] = now + periods["joints"]
                 self._publish_joints_tf(st)
             if periods["markers"] and now >= due["markers"]:
@@ -166,21 +168,17 @@ class G1SimNode(Node):
         self.pub_tf.publish(TFMessage(transforms=[tf]))
 
     def _make_markers(self) -> dict[str, Marker]:
-        """One MESH_RESOURCE marker per body with a mesh (files from the Menagerie model folder)."""
+        """One MESH_RESOURCE marker per body with a visual mesh (the model's own mesh files)."""
         import mujoco  # noqa: PLC0415
 
         m = self.sim.model
-        mesh_dir = self._mesh_dir()
         out = {}
-        if mesh_dir is None:
-            return out
         for g in range(m.ngeom):
             if m.geom_type[g] != mujoco.mjtGeom.mjGEOM_MESH or m.geom_group[g] != 2:
                 continue
             body = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, m.geom_bodyid[g])
-            mesh = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_MESH, m.geom_dataid[g])
-            path = os.path.join(mesh_dir, f"{mesh}.STL")
-            if body is None or mesh is None or not os.path.isfile(path) or body in out:
+            path = self.sim.mesh_paths[m.geom_dataid[g]]
+            if body is None or not os.path.isfile(path) or body in out:
                 continue
             mk = Marker()
             mk.ns, mk.id, mk.type, mk.action = "g1", len(out), Marker.MESH_RESOURCE, Marker.ADD
@@ -191,11 +189,6 @@ class G1SimNode(Node):
             mk.color.a = 1.0
             out[body] = mk
         return out
-
-    def _mesh_dir(self) -> str | None:
-        root = os.environ.get("EXOACTOR_G1_DIR") or (os.path.join(os.environ["MENAGERIE_ROOT"], "unitree_g1")
-                                                     if os.environ.get("MENAGERIE_ROOT") else None)
-        return os.path.join(root, "assets") if root and os.path.isdir(os.path.join(root, "assets")) else None
 
     def _publish_markers(self) -> None:
         if not self._mesh_markers:

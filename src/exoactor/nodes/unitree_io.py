@@ -69,6 +69,24 @@ def lowstate_msg_to_record(msg) -> np.ndarray:
     return rec
 
 
+def record_to_lowstate_msg(rec: np.ndarray, LowState):
+    """The slow path: a LowState message object filled field by field from a C record."""
+    msg = LowState()
+    msg.version, msg.mode_pr, msg.mode_machine, msg.tick = [int(v) for v in rec["version"]], int(rec["mode_pr"]), int(rec["mode_machine"]), int(rec["tick"])
+    for f in ("quaternion", "gyroscope", "accelerometer", "rpy"):
+        setattr(msg.imu_state, f, rec["imu_state"][f].tolist())
+    msg.imu_state.temperature = int(rec["imu_state"]["temperature"])
+    for i in range(NUM_MOTOR_SLOTS):
+        ms, s = rec["motor_state"][i], msg.motor_state[i]
+        s.mode, s.motorstate = int(ms["mode"]), int(ms["motorstate"])
+        for f in ("q", "dq", "ddq", "tau_est", "vol"):
+            setattr(s, f, float(ms[f]))
+        for f in ("temperature", "sensor", "reserve"):
+            setattr(s, f, ms[f].tolist())
+    msg.wireless_remote, msg.reserve, msg.crc = rec["wireless_remote"].tolist(), rec["reserve"].tolist(), int(rec["crc"])
+    return msg
+
+
 # ---- LowCmd -------------------------------------------------------------------------------------
 class LowCmdWriter:
     """LowCmd for the 29 body motors: enabled, unused slots and padding zero, CRC set.
@@ -136,10 +154,7 @@ class LowStateWriter:
         ms["mode"][:n] = 1
         ms["q"][:n], ms["dq"][:n], ms["ddq"][:n], ms["tau_est"][:n] = q, dq, ddq, tau
         rec["crc"] = lowstate_crc(rec)
-        if self.fast:
-            return LOWSTATE_MAP.to_cdr(rec.tobytes())
-        from rclpy.serialization import deserialize_message  # noqa: PLC0415
-        return deserialize_message(LOWSTATE_MAP.to_cdr(rec.tobytes()), self.LowState)
+        return LOWSTATE_MAP.to_cdr(rec.tobytes()) if self.fast else record_to_lowstate_msg(rec, self.LowState)
 
 
 class LowStateReader:

@@ -6,6 +6,7 @@ limit) from the latest command, as on the robot and in unitree_mujoco.
 """
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 
@@ -74,6 +75,8 @@ class G1Simulator:
             spec.worldbody.add_camera(name="exocentric", pos=camera.pos_world_m,
                                       quat=matrix_to_quat_wxyz(rot_mj), fovy=camera.fovy_deg)
         self.model = spec.compile()
+        self.mesh_paths = [os.path.join(spec.modelfiledir, spec.meshdir, m.file) for m in spec.meshes]
+        """Source file of each mesh, indexed by mesh id (for mesh markers in rviz2)."""
         check_joint_layout(self.model)
         m = self.model
         # Position actuators -> torque motors: ctrl is the joint torque.
