@@ -193,16 +193,14 @@ class TrackingNode(Node):
                 prog = 0.3 + 0.7 * (self.controller.tracking_progress(now) if phase == Phase.TRACKING else 0.0)
                 feedback(TrackMotion.Feedback(phase=phase.value, progress=float(prog), time_s=float(now - t0)))
         finally:
-            log_t, log_cmd, log_meas = self.controller.tracking_log()
+            # Whatever ended the goal, the trajectory file gets the tracking log and loop figures.
+            rate_hz, p50_ms, p99_ms = self._loop_stats(t0)
             if out is not None:
+                log_t, log_cmd, log_meas = self.controller.tracking_log()
                 traj.save(out, log_t_s=log_t - t0 if len(log_t) else log_t, log_commanded_rad=log_cmd,
-                          log_measured_rad=log_meas)
-        rate_hz, p50_ms, p99_ms = self._loop_stats(t0)
+                          log_measured_rad=log_meas, lowcmd_rate_hz=rate_hz, lowcmd_period_p50_ms=p50_ms,
+                          lowcmd_period_p99_ms=p99_ms)
         self.get_logger().info(f"LowCmd loop during the goal: {rate_hz:.0f} Hz, period p50 {p50_ms:.2f} ms, p99 {p99_ms:.2f} ms")
-        if out is not None:
-            traj.save(out, log_t_s=log_t - t0 if len(log_t) else log_t, log_commanded_rad=log_cmd,
-                      log_measured_rad=log_meas, lowcmd_rate_hz=rate_hz, lowcmd_period_p50_ms=p50_ms,
-                      lowcmd_period_p99_ms=p99_ms)
         result.tracking_rmse_rad = self.controller.tracking_rmse_rad()
         result.clamped_commands = int(self.controller.clamped_total)
         result.success = True

@@ -171,7 +171,7 @@ def pose_at(step: Step, start: BodyPose, u: float) -> BodyPose:
     raise ValueError(f"no choreography for action {a!r}")
 
 
-def start_pose_of(steps: list[Step], index: int, fps: float) -> BodyPose:
+def start_pose_of(steps: list[Step], index: int) -> BodyPose:
     """Pose at the start of ``steps[index]`` (replaying the earlier steps)."""
     pose = BodyPose()
     for s in steps[:index]:
@@ -181,7 +181,7 @@ def start_pose_of(steps: list[Step], index: int, fps: float) -> BodyPose:
 
 def segment_poses(steps: list[Step], index: int, fps: float) -> list[BodyPose]:
     """Frames of segment ``index``: n = round(duration * fps) poses, u from 0 to 1."""
-    start = start_pose_of(steps, index, fps)
+    start = start_pose_of(steps, index)
     step = steps[index]
     n = max(2, int(round(step.duration_s * fps)))
     return [pose_at(step, start, i / (n - 1)) for i in range(n)]
