@@ -57,6 +57,15 @@ def declare(node: Node, name: str, default: Any, description: str) -> Any:
     return _coerce(name, node.declare_parameter(name, default, desc).value, default)
 
 
+def declare_backend(node: Node, registry: dict[str, str], kind: str, name: str, **extra: Any):
+    """Instantiate backend ``name``, declaring its ``PARAMETERS`` as ``<name>.<key>`` node parameters."""
+    from exoactor.registry import backend_class, backend_parameters  # noqa: PLC0415
+
+    cls = backend_class(registry, name, kind)
+    values = {key: declare(node, f"{name}.{key}", default, desc) for key, (default, desc) in backend_parameters(cls).items()}
+    return cls(**values, **extra)
+
+
 # ---- images ------------------------------------------------------------------------------------
 def image_to_msg(rgb: np.ndarray, stamp: TimeMsg, frame_id: str) -> Image:
     """(H, W, 3) uint8 RGB -> sensor_msgs/Image rgb8."""

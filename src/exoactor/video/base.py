@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import abc
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from exoactor.geometry import PinholeCamera
+from exoactor.progress import Canceled, CancelToken, ProgressCallback  # noqa: F401 - re-exported
 from exoactor.planning.vocabulary import Step
 
 
@@ -15,12 +14,6 @@ class VideoGenerationError(RuntimeError):
     """Generation failed for a reason the user can act on; the message says which."""
 
 
-class Canceled(RuntimeError):
-    """The request was canceled while running."""
-
-
-ProgressCallback = Callable[[int, int, str], None]
-"""progress(done, total, detail)."""
 
 
 @dataclass
@@ -37,6 +30,8 @@ class VideoRequest:
     reference_image_path: Path | None
     start_image_path: Path | None
     camera: PinholeCamera
+    end_image_path: Path | None = None
+    """Optional image the segment should end on (Veo ``lastFrame``, Kling ``image_tail``)."""
 
     @property
     def step(self) -> Step:
@@ -60,10 +55,19 @@ class VideoGenerator(abc.ABC):
     """A backend: ``generate`` writes ``segment_XX.mp4`` and ``segment_XX_last.png``."""
 
     name = "abstract"
+    PARAMETERS: dict[str, tuple[object, str]] = {}
+    """Backend options: key -> (default, description); nodes declare them as ``<name>.<key>``
+    parameters and pass them to ``__init__`` as keyword arguments."""
+    max_concurrency: int = 1
+    """How many segments this backend may generate at once (remote backends: more)."""
+
+    def stats(self) -> dict:
+        """Remote calls, retries and seconds spent so far (remote backends), else {}."""
+        return {}
 
     @abc.abstractmethod
     def generate(self, request: VideoRequest, progress: ProgressCallback,
-                 cancel: threading.Event) -> VideoSegment:
+                 cancel: CancelToken) -> VideoSegment:
         """Generate one segment; raise VideoGenerationError or Canceled."""
 
     @staticmethod
