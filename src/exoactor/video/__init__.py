@@ -3,5 +3,6 @@
 VIDEO_BACKENDS = {
     "synthetic": "exoactor.video.synthetic:SyntheticVideoGenerator",
     "file": "exoactor.video.file_backend:FileVideoGenerator",
+    "diffusers": "exoactor.video.diffusers_backend:DiffusersVideoGenerator",
 }
 """Registry: backend name -> "module:class" implementing :class:`exoactor.video.base.VideoGenerator`."""
