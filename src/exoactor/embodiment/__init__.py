@@ -2,5 +2,6 @@
 
 EMBODIMENT_BACKENDS = {
     "passthrough": "exoactor.embodiment.passthrough:PassthroughTransfer",
+    "gemini": "exoactor.embodiment.gemini:GeminiImageTransfer",
 }
 """Registry: backend name -> "module:class" implementing :class:`exoactor.embodiment.base.EmbodimentTransfer`."""

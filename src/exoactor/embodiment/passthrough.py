@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from exoactor.embodiment.base import EmbodimentTransfer, EmbodimentTransferError
+from exoactor.embodiment.base import EmbodimentTransfer, check_robot_image
+from exoactor.progress import NEVER_CANCELED, CancelToken, ProgressCallback, check_cancel, no_progress
 
 
 class PassthroughTransfer(EmbodimentTransfer):
@@ -17,9 +18,9 @@ class PassthroughTransfer(EmbodimentTransfer):
     def __init__(self, **_ignored):
         pass
 
-    def transfer(self, robot_rgb: np.ndarray) -> np.ndarray:
-        if robot_rgb.ndim != 3 or robot_rgb.shape[2] != 3 or robot_rgb.dtype != np.uint8:
-            raise EmbodimentTransferError(f"expected an (H, W, 3) uint8 image, got {robot_rgb.shape} {robot_rgb.dtype}")
-        if min(robot_rgb.shape[:2]) < 16:
-            raise EmbodimentTransferError(f"image too small: {robot_rgb.shape[1]}x{robot_rgb.shape[0]}")
+    def transfer(self, robot_rgb: np.ndarray, progress: ProgressCallback = no_progress,
+                 cancel: CancelToken = NEVER_CANCELED) -> np.ndarray:
+        check_cancel(cancel, "embodiment transfer")
+        check_robot_image(robot_rgb)
+        progress(1, 1, "passthrough: reference image is the robot image")
         return robot_rgb.copy()
