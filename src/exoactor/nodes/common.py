@@ -170,6 +170,7 @@ def spin_node(node_factory: Callable[[], Node], args=None, threads: int = 4) -> 
                 print(f"cannot start: {e}", file=sys.stderr)
                 raise SystemExit(1) from None
             raise
+        threads = int(getattr(node, "executor_threads", threads))  # a node may need more (queued goals)
         executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()

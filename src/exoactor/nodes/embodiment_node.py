@@ -8,9 +8,8 @@ from rclpy.node import Node
 from exoactor.embodiment import EMBODIMENT_BACKENDS
 from exoactor.embodiment.base import EmbodimentTransferError
 from exoactor.action import TransferEmbodiment
-from exoactor.nodes.common import declare, image_to_msg, msg_to_image, spin_node
+from exoactor.nodes.common import declare, declare_backend, image_to_msg, msg_to_image, spin_node
 from exoactor.nodes.stage import StageServer
-from exoactor.registry import load_backend
 from exoactor.video.io import write_image_rgb
 
 
@@ -18,18 +17,21 @@ class EmbodimentNode(Node):
     def __init__(self):
         super().__init__("embodiment_transfer")
         backend = declare(self, "backend", "passthrough", f"backend: {', '.join(EMBODIMENT_BACKENDS)}")
-        self.backend = load_backend(EMBODIMENT_BACKENDS, backend, "embodiment transfer")
+        self.backend = declare_backend(self, EMBODIMENT_BACKENDS, "embodiment transfer", backend)
         StageServer(self, TransferEmbodiment, "exoactor/transfer_embodiment", self._work,
-                    user_errors=(EmbodimentTransferError, ValueError, OSError))
+                    user_errors=(EmbodimentTransferError, ValueError, OSError), stats=self.backend.stats)
         note = "" if self.backend.paints_human else " - paints no human: the reference image is the robot image"
         self.get_logger().info(f"embodiment transfer ready (backend {self.backend.name}{note})")
 
     def _work(self, goal, feedback, cancel, result) -> None:
         robot = msg_to_image(goal.robot_image)
-        fb = TransferEmbodiment.Feedback(progress=0.0, detail=f"{self.backend.name}: transferring")
-        feedback(fb)
-        human = self.backend.transfer(robot)
         result.backend = self.backend.name
+
+        def progress(done: int, total: int, detail: str) -> None:
+            feedback(TransferEmbodiment.Feedback(progress=done / max(total, 1), detail=f"{self.backend.name}: {detail}"))
+
+        progress(0, 1, "transferring")
+        human = self.backend.transfer(robot, progress=progress, cancel=cancel)
         result.human_image = image_to_msg(human, goal.robot_image.header.stamp, goal.robot_image.header.frame_id)
         if goal.episode_dir:
             result.image_path = str(write_image_rgb(Path(goal.episode_dir) / "reference.png", human))

@@ -1,15 +1,22 @@
 """orchestrator: serves ``/exoactor/execute_task`` and drives the stage nodes.
 
-Order: planning (fails fast on bad instructions) -> camera image -> embodiment transfer -> per
-step k: video generation -> motion estimation -> tracking. Feedback is published at every stage
-change and at least once a second. Cancel is forwarded to the running stage (tracking ramps the
-robot to its hold pose) and ends the goal CANCELED. Any stage failure ends it ABORTED with a
-specific error code and message. Everything lands in the episode folder, failures included.
+Order: planning (fails fast on bad instructions) -> camera image -> embodiment transfer -> the
+steps, streamed: while step k is estimated and tracked, step k+1 is already being generated
+(see :class:`_Run`). Feedback is published at every stage change and at least once a second,
+with every activity in flight and the remote calls so far. Cancel is forwarded to every stage
+goal in flight (tracking ramps the robot to its hold pose) and ends the goal CANCELED. Any stage
+failure ends it ABORTED with a specific error code, reason and message. Everything lands in the
+episode folder, failures included (``timeline.json``: what ran when; ``remote_calls.json``:
+calls, retries and seconds per remote backend; ``task.mp4`` + ``task_video.json``: the steps'
+videos joined, with per-step timestamps).
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from geometry_msgs.msg import PoseStamped
@@ -23,15 +30,16 @@ from exoactor.episode import Episode
 from exoactor.nodes.common import LATCHED_QOS, declare, msg_to_image, spin_node, wait_for
 from exoactor.nodes.conversions import step_from_msg
 from exoactor.srv import PlanTask
-from exoactor.video.io import write_image_rgb
+from exoactor.video.io import VideoReadError, write_image_rgb
+from exoactor.video.join import SegmentJoiner
 
 R = ExecuteTask.Result
 
 
 class StageFailed(Exception):
-    def __init__(self, code: int, stage: str, message: str):
+    def __init__(self, code: int, stage: str, message: str, reason: str = ""):
         super().__init__(message)
-        self.code, self.stage = code, stage
+        self.code, self.stage, self.reason = code, stage, reason
 
 
 class GoalCanceled(Exception):
@@ -65,6 +73,11 @@ class OrchestratorNode(Node):
         self.camera_timeout_s = p("camera_timeout_s", 10.0, "how long to wait for a camera image, calibration and pose (s)")
         self.server_timeout_s = p("server_timeout_s", 10.0, "how long to wait for a stage's action server (s)")
         self.stage_timeout_s = p("stage_timeout_s", 600.0, "longest a single stage call may take (s)")
+        self.chain_steps = p("chain_steps", True, "true: step k+1's video starts from step k's last frame (generated "
+                             "one after the other, overlapping execution); false: every step starts from the "
+                             "reference image and all are generated at once")
+        self.streaming = p("streaming", True, "true: generate the next step while the current one is estimated and "
+                           "executed; false: strictly one stage after the other (slower; for comparison)")
         cb = ReentrantCallbackGroup()
         self._image = self._info = self._pose = None
         self._cam_lock = threading.Lock()
@@ -116,12 +129,15 @@ class OrchestratorNode(Node):
             result.message = run.summary
             gh_final = gh.succeed
         except GoalCanceled as e:
-            result.success, result.error_code, result.failed_stage = False, R.ERROR_CANCELED, run.stage
-            result.message = f"canceled during {run.stage}: {e}"
+            stage, also = run.canceled_where()
+            result.success, result.error_code, result.failed_stage = False, R.ERROR_CANCELED, stage
+            result.message = f"canceled during {stage}: {e}" + (f" (also stopped: {also})" if also else "")
             gh_final = gh.canceled
         except StageFailed as e:
             result.success, result.error_code, result.failed_stage = False, e.code, e.stage
-            result.message = f"{e.stage} failed: {e}"
+            result.error_reason = e.reason
+            where = f" (step {run.failed_step + 1})" if run.failed_step is not None and e.stage in _Progress.PER_STEP else ""
+            result.message = f"{e.stage}{where} failed: {e}"
             gh_final = gh.abort
         except Exception as e:  # noqa: BLE001 - report, keep serving
             import traceback  # noqa: PLC0415
@@ -134,20 +150,41 @@ class OrchestratorNode(Node):
             self._busy.release()
         result.episode_path = str(episode.path)
         result.total_time_s = float(time.monotonic() - t0)
+        result.time_to_first_motion_s = float(run.first_motion_s)
         episode.record_time("total", result.total_time_s)
+        if run.first_motion_s >= 0:
+            episode.record_time("time_to_first_motion", run.first_motion_s)
+        remote = run.remote_totals()
+        if remote:
+            episode.write_json("remote_calls.json", remote)
         episode.log(f"result: success={result.success} code={result.error_code} {result.message}")
         episode.write_json("result.json", {
             "success": result.success, "error_code": int(result.error_code), "failed_stage": result.failed_stage,
-            "message": result.message, "episode_path": result.episode_path, "total_time_s": round(result.total_time_s, 3),
-            "steps": run.steps_summary, "stages": run.stage_results})
+            "message": result.message, "error_reason": result.error_reason, "episode_path": result.episode_path,
+            "total_time_s": round(result.total_time_s, 3), "time_to_first_motion_s": round(run.first_motion_s, 3),
+            "chain_steps": self.chain_steps, "steps": run.steps_summary, "stages": run.stage_results,
+            "remote_calls": remote})
         (self.get_logger().info if result.success else self.get_logger().warn)(
             f"{'done' if result.success else 'failed'}: {result.message} (episode {episode.path})")
         gh_final()
         return result
 
 
+class _Aborted(Exception):
+    """Another activity of the same goal failed: this one stops (the first failure is reported)."""
+
+
 class _Run:
-    """One goal's execution (kept apart from the node so its state dies with the goal)."""
+    """One goal's execution (kept apart from the node so its state dies with the goal).
+
+    Steps are streamed: three activities run at once, each in order over the steps --
+    video generation (chained: step k+1 starts from step k's last frame as soon as that frame
+    exists; unchained: every step starts from the reference image and all are sent at once, the
+    video node enforcing its backend's concurrency), motion estimation of each finished video,
+    and tracking of each estimated motion. The robot holds its last pose while the next step is
+    not ready and ramps (speed-limited) into each step, so it never jumps. A failure in any
+    activity cancels the others; cancel reaches every stage goal in flight.
+    """
 
     def __init__(self, node: OrchestratorNode, gh, episode: Episode):
         self.node, self.gh, self.episode = node, gh, episode
@@ -158,25 +195,91 @@ class _Run:
         self.steps_summary: list[dict] = []
         self.stage_results: dict[str, dict] = {}
         self.summary = ""
+        self.first_motion_s = -1.0
+        self.failed_step: int | None = None
+        self._lock = threading.RLock()
         self._last_fb = 0.0
-        self._last_progress, self._last_detail = 0.0, ""
+        self._abort = threading.Event()
+        self._first_error: BaseException | None = None
+        self._activity: dict[tuple[int, str], tuple[float, str]] = {}
+        self._step_progress: dict[tuple[int, str], float] = {}
+        self._timeline: list[dict] = []
+        self._remote: dict[str, dict] = {}
+        self._canceled: list[tuple[str, int]] = []
 
-    def feedback(self, stage: str, stage_progress: float, detail: str) -> None:
-        if stage != self.stage:
-            self.episode.log(f"stage {stage} (step {self.step})")
-        self.stage = stage
-        fb = ExecuteTask.Feedback(stage=stage, progress=float(self.progress.overall(stage, stage_progress, self.step)),
-                                  stage_progress=float(stage_progress), step_index=self.step,
-                                  num_steps=self.progress.num_steps, detail=detail,
-                                  elapsed_s=float(time.monotonic() - self.t0))
-        self.gh.publish_feedback(fb)
-        self._last_fb = time.monotonic()
-        self._last_progress, self._last_detail = stage_progress, detail
+    # ---- feedback ---------------------------------------------------------------------------------
+    def _overall(self, stage: str, stage_progress: float) -> float:
+        if stage in self.progress.SETUP:
+            return self.progress.overall(stage, stage_progress, 0)
+        if stage == "done":
+            return 1.0
+        n = max(self.progress.num_steps, 1)
+        done = sum((b - a) * self._step_progress.get((k, st), 0.0)
+                   for k in range(n) for st, (a, b) in self.progress.PER_STEP.items())
+        return 0.08 + 0.92 * done / n
+
+    def feedback(self, stage: str, stage_progress: float, detail: str, step: int = 0) -> None:
+        with self._lock:
+            if (stage, step) != (self.stage, self.step):
+                self.episode.log(f"stage {stage} (step {step})")
+            self.stage, self.step = stage, step
+            if stage in self.progress.PER_STEP:
+                self._step_progress[(step, stage)] = stage_progress
+                self._activity[(step, stage)] = (stage_progress, detail)
+            in_flight = "; ".join(f"step {k + 1} {st} {p * 100:.0f}%" for (k, st), (p, _d) in sorted(self._activity.items()))
+            fb = ExecuteTask.Feedback(stage=stage, progress=float(self._overall(stage, stage_progress)),
+                                      stage_progress=float(stage_progress), step_index=step,
+                                      num_steps=self.progress.num_steps, detail=detail,
+                                      elapsed_s=float(time.monotonic() - self.t0), in_flight=in_flight,
+                                      remote_calls=self._remote_line())
+            self._last_fb = time.monotonic()
+            self.gh.publish_feedback(fb)
+
+    def _heartbeat(self) -> None:
+        with self._lock:
+            if time.monotonic() - self._last_fb <= 1.0:
+                return
+            if self._activity:
+                (k, st), (p, d) = max(self._activity.items(), key=lambda kv: kv[0])
+                self.feedback(st, p, d, k)
+            else:
+                self.feedback(self.stage, 0.0, f"{self.stage.replace('_', ' ')}", self.step)
 
     def check_cancel(self) -> None:
         if self.gh.is_cancel_requested:
             raise GoalCanceled("cancel requested")
+        if self._abort.is_set():
+            raise _Aborted()
 
+    # ---- remote call statistics -------------------------------------------------------------------
+    def _note_remote(self, stats_json: str) -> None:
+        if not stats_json:
+            return
+        try:
+            d = json.loads(stats_json)
+            name, before, after = d["backend"], d.get("before") or {}, d["after"]
+        except (ValueError, KeyError, TypeError):
+            return
+        keys = ("calls", "retries", "errors", "seconds", "bytes_downloaded", "cache_hits")
+        with self._lock:
+            cur = self._remote.setdefault(name, {"before": {k: before.get(k, 0) for k in keys},
+                                                 "after": {k: after.get(k, 0) for k in keys}})
+            for k in keys:
+                cur["before"][k] = min(cur["before"][k], before.get(k, 0))
+                cur["after"][k] = max(cur["after"][k], after.get(k, 0))
+
+    def remote_totals(self) -> dict[str, dict]:
+        """Per backend: calls, retries, errors, seconds... spent by this goal."""
+        with self._lock:
+            return {name: {k: round(v["after"][k] - v["before"][k], 3) for k in v["after"]}
+                    for name, v in self._remote.items()}
+
+    def _remote_line(self) -> str:
+        return "; ".join(f"{n}: {t['calls']:g} calls, {t['retries']:g} retries, {t['seconds']:.1f} s"
+                         + (f", {t['cache_hits']:g} cached" if t.get("cache_hits") else "")
+                         for n, t in self.remote_totals().items())
+
+    # ---- the task ---------------------------------------------------------------------------------
     def execute(self, instruction: str) -> None:
         ep = self.episode
         # 1. planning
@@ -193,41 +296,179 @@ class _Run:
         image, info, pose = self._camera()
         write_image_rgb(ep.file("input.png"), msg_to_image(image))
         # 3. embodiment transfer
-        t = time.monotonic()
-        res = self._call("embodiment_transfer", R.ERROR_EMBODIMENT_TRANSFER,
-                         TransferEmbodiment.Goal(robot_image=image, episode_dir=str(ep.path)),
-                         lambda f: (f.progress, f.detail))
-        ep.record_time("embodiment_transfer", time.monotonic() - t)
-        reference = res.image_path
-        start_image = ""
-        # 4. per step: video -> motion -> tracking
-        for k in range(len(steps)):
-            self.step = k
-            action = steps[k].action
-            t = time.monotonic()
-            vid = self._call("video_generation", R.ERROR_VIDEO_GENERATION,
-                             GenerateVideo.Goal(episode_dir=str(ep.path), reference_image_path=reference,
-                                                start_image_path=start_image, steps=steps, segment_index=k,
-                                                camera_info=info, camera_pose_world=pose.pose),
-                             lambda f: (f.progress, f"step {k + 1}/{len(steps)} ({action}): {f.detail}"))
-            ep.record_time(f"step_{k:02d}_video_generation", time.monotonic() - t)
-            start_image = vid.last_frame_path
-            t = time.monotonic()
-            mot = self._call("motion_estimation", R.ERROR_MOTION_ESTIMATION,
-                             EstimateMotion.Goal(video_path=vid.video_path, episode_dir=str(ep.path), segment_index=k,
-                                                 camera_info=info, camera_pose_world=pose.pose),
-                             lambda f: (f.progress, f"step {k + 1}/{len(steps)} ({action}): {f.detail}"))
-            ep.record_time(f"step_{k:02d}_motion_estimation", time.monotonic() - t)
-            t = time.monotonic()
-            trk = self._call("tracking", R.ERROR_TRACKING,
-                             TrackMotion.Goal(motion=mot.motion, episode_dir=str(ep.path), segment_index=k, ramp_in=True),
-                             lambda f: (f.progress, f"step {k + 1}/{len(steps)} ({action}): {f.phase} {f.time_s:.1f} s"))
-            ep.record_time(f"step_{k:02d}_tracking", time.monotonic() - t)
-            self.steps_summary.append({"action": action, "video": vid.video_path, "motion": mot.motion_path,
-                                       "trajectory": trk.trajectory_path, "tracking_rmse_rad": round(trk.tracking_rmse_rad, 4),
-                                       "clamped_commands": int(trk.clamped_commands)})
+        res = self._timed("embodiment_transfer", 0, lambda: self._call(
+            "embodiment_transfer", R.ERROR_EMBODIMENT_TRANSFER,
+            TransferEmbodiment.Goal(robot_image=image, episode_dir=str(ep.path)), lambda f: (f.progress, f.detail), 0))
+        ep.record_time("embodiment_transfer", self._timeline[-1]["end_s"] - self._timeline[-1]["start_s"])
+        # 4. the steps, streamed
+        self._stream(steps, res.image_path, info, pose)
         self.feedback("done", 1.0, "all steps executed")
         self.summary = f"executed {len(steps)} step(s): {plan.message}"
+
+    def _stream(self, steps, reference: str, info, pose) -> None:
+        ep, n = self.episode, len(steps)
+        streaming = self.node.streaming
+        chain = self.node.chain_steps or not streaming
+        videos: list[Future] = [Future() for _ in range(n)]
+        motions: list[Future] = [Future() for _ in range(n)]
+        tracked: list[Future] = [Future() for _ in range(n)]  # streaming off: step k+1 waits for these
+
+        def video(k: int, start_image: str):
+            action = steps[k].action
+            goal = GenerateVideo.Goal(episode_dir=str(ep.path), reference_image_path=reference,
+                                      start_image_path=start_image, steps=steps, segment_index=k,
+                                      camera_info=info, camera_pose_world=pose.pose)
+            return self._timed("video_generation", k, lambda: self._call(
+                "video_generation", R.ERROR_VIDEO_GENERATION, goal,
+                lambda f: (f.progress, f"step {k + 1}/{n} ({action}): {f.detail}"), k))
+
+        def chained_videos():
+            start = ""
+            for k in range(n):
+                if not streaming and k > 0 and self._await(tracked[k - 1]) is None:
+                    videos[k].set_exception(_Aborted())
+                    return
+                if not self._settle(videos[k], lambda k=k, s=start: video(k, s)):
+                    return
+                start = videos[k].result().last_frame_path
+
+        def estimate_all():
+            for k in range(n):
+                vid = self._await(videos[k])
+                if vid is None:
+                    motions[k].set_exception(_Aborted())
+                    return
+                action = steps[k].action
+                goal = EstimateMotion.Goal(video_path=vid.video_path, episode_dir=str(ep.path), segment_index=k,
+                                           camera_info=info, camera_pose_world=pose.pose)
+                if not self._settle(motions[k], lambda k=k, goal=goal, action=action: self._timed(
+                        "motion_estimation", k, lambda: self._call(
+                            "motion_estimation", R.ERROR_MOTION_ESTIMATION, goal,
+                            lambda f: (f.progress, f"step {k + 1}/{n} ({action}): {f.detail}"), k))):
+                    return
+
+        workers = [threading.Thread(target=chained_videos, name="videos", daemon=True)] if chain else [
+            threading.Thread(target=self._settle, args=(videos[k], lambda k=k: video(k, "")), name=f"video{k}",
+                             daemon=True) for k in range(n)]
+        workers.append(threading.Thread(target=estimate_all, name="estimation", daemon=True))
+        joiner = SegmentJoiner(ep.file("task.mp4"))
+        try:
+            for w in workers:
+                w.start()
+            for k in range(n):
+                mot = self._await(motions[k], raise_errors=True)
+                self._join_ready(joiner, videos, k)
+                action = steps[k].action
+                vid = videos[k].result()
+
+                def describe(f, k=k, action=action):
+                    if k == 0 and self.first_motion_s < 0 and f.phase in ("ramp_in", "tracking"):
+                        self.first_motion_s = time.monotonic() - self.t0
+                        self.episode.log(f"robot starts moving at {self.first_motion_s:.2f} s")
+                    return f.progress, f"step {k + 1}/{n} ({action}): {f.phase} {f.time_s:.1f} s"
+
+                trk = self._timed("tracking", k, lambda k=k, mot=mot, describe=describe: self._call(
+                    "tracking", R.ERROR_TRACKING,
+                    TrackMotion.Goal(motion=mot.motion, episode_dir=str(ep.path), segment_index=k, ramp_in=True),
+                    describe, k))
+                tracked[k].set_result(trk)
+                with self._lock:
+                    self.steps_summary.append({
+                        "action": action, "video": vid.video_path, "motion": mot.motion_path,
+                        "trajectory": trk.trajectory_path, "tracking_rmse_rad": round(trk.tracking_rmse_rad, 4),
+                        "clamped_commands": int(trk.clamped_commands)})
+        except _Aborted:
+            for f in tracked:
+                f.done() or f.set_exception(_Aborted())
+            self._abort.set()
+            with self._lock:
+                first = self._first_error
+            raise (first or StageFailed(R.ERROR_INTERNAL, self.stage, "a step failed")) from None
+        except BaseException:
+            for f in tracked:
+                f.done() or f.set_exception(_Aborted())
+            self._abort.set()  # stop the other activities (their stage goals get canceled)
+            raise
+        finally:
+            for w in workers:
+                w.join(timeout=40.0)
+            for k in range(n):
+                self._join_ready(joiner, videos, k)
+            joiner.close()
+            if joiner.steps:
+                ep.write_json("task_video.json", {"video": "task.mp4", "fps": joiner.fps, "steps": joiner.steps})
+
+    def _join_ready(self, joiner: SegmentJoiner, videos: list, k: int) -> None:
+        """Append step k's video to task.mp4 once (in order; stops at the first missing one)."""
+        if len(joiner.steps) != k or not videos[k].done() or videos[k].exception() is not None:
+            return
+        try:
+            joiner.append(k, videos[k].result().video_path)
+        except (VideoReadError, OSError, ValueError) as e:
+            self.episode.log(f"could not add step {k + 1} to task.mp4: {e}")
+
+    def _settle(self, fut: Future, fn) -> bool:
+        """Run ``fn`` in this thread and settle ``fut`` with its result or error; False on error."""
+        try:
+            fut.set_result(fn())
+            return True
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+            if not isinstance(e, (_Aborted, GoalCanceled)):
+                with self._lock:
+                    if self._first_error is None:
+                        self._first_error = e
+                self._abort.set()
+            fut.set_exception(e)
+            return False
+
+    def _await(self, fut: Future, raise_errors: bool = False):
+        """Wait for another activity's result (cancel and abort honoured); None if it failed."""
+        while True:
+            try:
+                return_value = fut.result(timeout=0.1)
+                return return_value
+            except FutureTimeout:
+                self._heartbeat()
+                if self.gh.is_cancel_requested:
+                    raise GoalCanceled("cancel requested") from None
+                if self._abort.is_set() and not raise_errors:
+                    return None
+            except BaseException as e:  # noqa: BLE001
+                if not raise_errors:
+                    return None
+                with self._lock:
+                    first = self._first_error
+                if self.gh.is_cancel_requested:
+                    raise GoalCanceled("cancel requested") from None
+                raise (first or e) from None
+
+    def _timed(self, stage: str, step: int, fn):
+        t = time.monotonic()
+        try:
+            return fn()
+        finally:
+            with self._lock:
+                self._activity.pop((step, stage), None)
+                self._timeline.append({"stage": stage, "step": step, "start_s": round(t - self.t0, 3),
+                                       "end_s": round(time.monotonic() - self.t0, 3)})
+                if stage in self.progress.PER_STEP:
+                    self.episode.record_time(f"step_{step:02d}_{stage}", time.monotonic() - t)
+                self.episode.write_json("timeline.json", {"activities": self._timeline,
+                                                          "time_to_first_motion_s": round(self.first_motion_s, 3)})
+
+    def canceled_where(self) -> tuple[str, str]:
+        """(the most downstream stage that was canceled, the others as text) -- or the current stage."""
+        order = ("embodiment_transfer", "video_generation", "motion_estimation", "tracking")
+        with self._lock:
+            hits = sorted(self._canceled, key=lambda sk: (order.index(sk[0]) if sk[0] in order else -1, -sk[1]))
+        if not hits:
+            return self.stage, ""
+        stage, _ = hits[-1]
+        return stage, ", ".join(f"{st.replace('_', ' ')} (step {k + 1})" for st, k in hits[:-1])
+
+    def timeline(self) -> list[dict]:
+        with self._lock:
+            return list(self._timeline)
 
     def _plan(self, instruction: str):
         node = self.node
@@ -238,8 +479,12 @@ class _Run:
         self.check_cancel()
         if res is None:
             raise StageFailed(R.ERROR_STAGE_UNAVAILABLE, "planning", "the task planner did not answer")
-        self.stage_results["planning"] = {"backend": res.backend, "message": res.message}
+        self._note_remote(res.remote_stats_json)
+        self.stage_results["planning"] = {"backend": res.backend, "message": res.message,
+                                          "error_reason": res.error_reason}
         if not res.success:
+            if res.error_reason:
+                raise StageFailed(R.ERROR_PLANNING, "planning", res.message, res.error_reason)
             raise StageFailed(R.ERROR_INVALID_INSTRUCTION, "planning", res.message)
         return res
 
@@ -257,47 +502,60 @@ class _Run:
         raise StageFailed(R.ERROR_NO_CAMERA_IMAGE, "camera",
                           f"no camera {', '.join(missing)} on /exoactor/camera/* within {node.camera_timeout_s:.0f} s")
 
-    def _call(self, stage: str, error_code: int, goal, describe):
-        """Run one stage action to completion, forwarding feedback and cancel."""
+    def _call(self, stage: str, error_code: int, goal, describe, step: int):
+        """Run one stage action to completion, forwarding feedback, cancel and aborts."""
         node = self.node
         client = node.clients_[stage]
-        self.feedback(stage, 0.0, f"starting {stage.replace('_', ' ')}")
+        label = stage.replace("_", " ")
+        self.feedback(stage, 0.0, f"starting {label}", step)
         if not client.wait_for_server(timeout_sec=node.server_timeout_s):
-            raise StageFailed(R.ERROR_STAGE_UNAVAILABLE, stage, f"the {stage.replace('_', ' ')} action server is not running")
+            raise StageFailed(R.ERROR_STAGE_UNAVAILABLE, stage, f"the {label} action server is not running")
 
         def on_feedback(msg) -> None:
             prog, detail = describe(msg.feedback)
-            self.feedback(stage, min(max(float(prog), 0.0), 1.0), detail)
+            self.feedback(stage, min(max(float(prog), 0.0), 1.0), detail, step)
 
         gh = wait_for(client.send_goal_async(goal, feedback_callback=on_feedback), node.server_timeout_s)
         if gh is None or not gh.accepted:
-            raise StageFailed(R.ERROR_STAGE_UNAVAILABLE, stage, f"the {stage.replace('_', ' ')} server rejected the goal (busy?)")
+            raise StageFailed(R.ERROR_STAGE_UNAVAILABLE, stage, f"the {label} server rejected the goal (busy?)")
         result_future = gh.get_result_async()
         deadline = time.monotonic() + node.stage_timeout_s
         done = threading.Event()
         result_future.add_done_callback(lambda _f: done.set())
-        canceled = False
+        canceled = aborted = False
         while not done.wait(0.1):
-            if self.gh.is_cancel_requested and not canceled:
-                canceled = True
-                self.episode.log(f"cancel requested during {stage}: forwarding")
+            if (self.gh.is_cancel_requested or self._abort.is_set()) and not (canceled or aborted):
+                canceled = self.gh.is_cancel_requested
+                aborted = not canceled
+                with self._lock:
+                    self._canceled.append((stage, step))
+                self.episode.log(f"{'cancel requested' if canceled else 'another step failed'} during {stage} "
+                                 f"(step {step + 1}): canceling it")
                 gh.cancel_goal_async()
                 deadline = min(deadline, time.monotonic() + 30.0)
             if time.monotonic() > deadline:
                 gh.cancel_goal_async()
+                if aborted:
+                    raise _Aborted()
                 raise StageFailed(R.ERROR_INTERNAL if not canceled else R.ERROR_CANCELED, stage,
-                                  f"{stage.replace('_', ' ')} did not finish in time")
-            if time.monotonic() - self._last_fb > 1.0:
-                self.feedback(stage, self._last_progress, self._last_detail)
+                                  f"{label} did not finish in time")
+            self._heartbeat()
         res = result_future.result().result
-        self.stage_results[stage if stage not in self.progress.PER_STEP else f"{stage}_{self.step:02d}"] = {
-            "success": bool(res.success), "message": res.message, "backend": getattr(res, "backend", "")}
-        self.episode.log(f"{stage}: {'ok' if res.success else 'FAILED'}: {res.message}")
+        self._note_remote(getattr(res, "remote_stats_json", ""))
+        reason = getattr(res, "error_reason", "")
+        with self._lock:
+            self.stage_results[stage if stage not in self.progress.PER_STEP else f"{stage}_{step:02d}"] = {
+                "success": bool(res.success), "message": res.message, "backend": getattr(res, "backend", ""),
+                **({"error_reason": reason} if reason else {})}
+        self.episode.log(f"{stage} (step {step + 1}): {'ok' if res.success else 'FAILED'}: {res.message}")
         if canceled or self.gh.is_cancel_requested:
             raise GoalCanceled(res.message or "cancel requested")
+        if aborted:
+            raise _Aborted()
         if not res.success:
+            self.failed_step = step
             code = R.ERROR_ROBOT_STATE if stage == "tracking" and ("lowstate" in res.message or "fault" in res.message) else error_code
-            raise StageFailed(code, stage, res.message)
+            raise StageFailed(code, stage, res.message, reason)
         return res
 
 

@@ -1,12 +1,17 @@
 """StageServer: the action-server boilerplate shared by every pipeline stage node.
 
-One goal at a time (a second is rejected while one runs); cancel requests are visible to the work
-function through ``cancel.is_set()``; a user-facing error ends the goal ABORTED with its
-message, an unexpected exception is logged with its traceback and reported as an internal
-error; the node keeps serving either way.
+At most ``max_concurrent`` goals run at once; up to ``max_queued`` more are accepted and wait
+their turn (the video stage generates several steps at once for remote backends; the others run
+one goal at a time and reject a second). Cancel requests are visible to the work function through
+``cancel.is_set()`` (also while a goal waits in the queue). A user-facing error ends the goal
+ABORTED with its message; a :class:`exoactor.remote.RemoteError` also sets the result's
+``error_reason``; an unexpected exception is logged with its traceback and reported as an
+internal error; the node keeps serving either way. Results with a ``remote_stats_json`` field
+get the backend's call statistics before and after the goal (``stats()`` of the backend).
 """
 from __future__ import annotations
 
+import json
 import threading
 import traceback
 from typing import Callable
@@ -14,6 +19,9 @@ from typing import Callable
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
+
+from exoactor.progress import Canceled
+from exoactor.remote.errors import RemoteError
 
 
 class CancelFlag:
@@ -30,42 +38,67 @@ class StageServer:
     """``work(goal, publish_feedback, cancel, result) -> None`` fills ``result`` (success, message...)."""
 
     def __init__(self, node: Node, action_type, name: str, work: Callable, user_errors: tuple[type[BaseException], ...],
-                 cancel_errors: tuple[type[BaseException], ...] = ()):
+                 cancel_errors: tuple[type[BaseException], ...] = (), max_concurrent: int = 1, max_queued: int = 0,
+                 stats: Callable[[], dict] | None = None):
         self.node = node
         self.action_type = action_type
         self.work = work
-        self.user_errors = user_errors
-        self.cancel_errors = cancel_errors
-        self._busy = threading.Lock()
+        self.user_errors = (RemoteError, *user_errors)
+        self.cancel_errors = (Canceled, *cancel_errors)
+        self.max_concurrent = max(1, int(max_concurrent))
+        self.max_queued = max(0, int(max_queued))
+        self.stats = stats
+        self._slots = threading.Semaphore(self.max_concurrent)
+        self._count_lock = threading.Lock()
+        self._accepted = 0
         self.server = ActionServer(node, action_type, name, execute_callback=self._execute,
                                    goal_callback=self._on_goal, cancel_callback=lambda _gh: CancelResponse.ACCEPT,
                                    callback_group=ReentrantCallbackGroup())
 
+    @property
+    def executor_threads(self) -> int:
+        """Executor threads this server needs (each running or queued goal holds one)."""
+        return self.max_concurrent + self.max_queued + 2
+
     def _on_goal(self, _goal) -> GoalResponse:
-        if self._busy.locked():
-            self.node.get_logger().warn("rejecting a goal: another one is running")
-            return GoalResponse.REJECT
+        with self._count_lock:
+            if self._accepted >= self.max_concurrent + self.max_queued:
+                self.node.get_logger().warn(f"rejecting a goal: {self._accepted} running or queued "
+                                            f"(at most {self.max_concurrent} + {self.max_queued})")
+                return GoalResponse.REJECT
+            self._accepted += 1
         return GoalResponse.ACCEPT
 
     def _execute(self, gh):
         result = self.action_type.Result()
-        if not self._busy.acquire(blocking=False):
-            result.success, result.message = False, "busy with another goal"
-            gh.abort()
-            return result
         cancel = CancelFlag(gh)
+        before = self.stats() if self.stats else {}
         try:
-            self.work(gh.request, gh.publish_feedback, cancel, result)
+            while not self._slots.acquire(timeout=0.1):
+                if cancel.is_set():
+                    raise Canceled("canceled while queued")
+            try:
+                self.work(gh.request, gh.publish_feedback, cancel, result)
+            finally:
+                self._slots.release()
         except self.cancel_errors as e:
             result.success, result.message = False, f"canceled: {e}"
         except self.user_errors as e:
             result.success, result.message = False, str(e)
+            if isinstance(e, RemoteError) and hasattr(result, "error_reason"):
+                result.error_reason = e.reason
             self.node.get_logger().error(result.message)
         except Exception as e:  # noqa: BLE001 - a bug must not kill the node: report it
             result.success, result.message = False, f"internal error in {self.node.get_name()}: {type(e).__name__}: {e}"
             self.node.get_logger().error(f"{result.message}\n{traceback.format_exc()}")
         finally:
-            self._busy.release()
+            with self._count_lock:
+                self._accepted -= 1
+        if self.stats and hasattr(result, "remote_stats_json"):
+            after = self.stats()
+            if after:
+                result.remote_stats_json = json.dumps({"backend": after.get("backend", ""), "before": before,
+                                                       "after": after})
         if cancel.is_set() and not result.success:
             gh.canceled()
         elif result.success:

@@ -13,12 +13,11 @@ from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from exoactor.action import GenerateVideo  # noqa: E402
-from exoactor.nodes.common import camera_from_msgs, declare, image_to_msg, spin_node  # noqa: E402
+from exoactor.nodes.common import camera_from_msgs, declare, declare_backend, image_to_msg, spin_node  # noqa: E402
 from exoactor.nodes.conversions import step_from_msg  # noqa: E402
 from exoactor.nodes.playback import Playback  # noqa: E402
 from exoactor.nodes.stage import StageServer  # noqa: E402
 from exoactor.planning.vocabulary import PlanningError  # noqa: E402
-from exoactor.registry import load_backend  # noqa: E402
 from exoactor.video import VIDEO_BACKENDS  # noqa: E402
 from exoactor.video.base import Canceled, VideoGenerationError, VideoRequest  # noqa: E402
 from exoactor.video.io import VideoReadError, read_video_frames  # noqa: E402
@@ -32,17 +31,22 @@ class VideoNode(Node):
         fps = p("synthetic.fps", 30.0, "synthetic backend: frames per second")
         paths = p("file.video_paths", [""], "file backend: one video file per planned step")
         self.preview = p("publish_frames", True, "replay each finished segment on /exoactor/video/image_raw")
-        self.backend = load_backend(VIDEO_BACKENDS, backend, "video", fps=fps, video_paths=paths)
+        max_queued = p("max_queued", 12, "goals accepted beyond the backend's concurrency limit; they wait their turn")
+        extra = {"fps": fps} if backend == "synthetic" else {"video_paths": paths} if backend == "file" else {}
+        self.backend = declare_backend(self, VIDEO_BACKENDS, "video", backend, **extra)
         warm = getattr(self.backend, "warm_up", None)
         if warm is not None:
             self.get_logger().info(f"loading the {backend} backend's model...")
             warm()
         self.pub = self.create_publisher(Image, "exoactor/video/image_raw", 2)
         self.playback = Playback()
-        StageServer(self, GenerateVideo, "exoactor/generate_video", self._work,
-                    user_errors=(VideoGenerationError, VideoReadError, PlanningError, ValueError, OSError),
-                    cancel_errors=(Canceled,))
-        self.get_logger().info(f"video generator ready (backend {self.backend.name})")
+        self.server = StageServer(self, GenerateVideo, "exoactor/generate_video", self._work,
+                                  user_errors=(VideoGenerationError, VideoReadError, PlanningError, ValueError, OSError),
+                                  cancel_errors=(Canceled,), max_concurrent=self.backend.max_concurrency,
+                                  max_queued=max_queued, stats=self.backend.stats)
+        self.executor_threads = self.server.executor_threads  # every running or queued goal holds a thread
+        self.get_logger().info(f"video generator ready (backend {self.backend.name}, "
+                               f"{self.backend.max_concurrency} segment(s) at once)")
 
     def _work(self, goal, feedback, cancel, result) -> None:
         steps = [step_from_msg(s) for s in goal.steps]
@@ -56,8 +60,9 @@ class VideoNode(Node):
         def progress(done: int, total: int, detail: str) -> None:
             feedback(GenerateVideo.Feedback(progress=done / max(total, 1), frames_done=done, frames_total=total, detail=detail))
 
+        result.backend = self.backend.name
         seg = self.backend.generate(req, progress, cancel)
-        result.success, result.backend, result.message = True, self.backend.name, seg.message
+        result.success, result.message = True, seg.message
         result.video_path, result.last_frame_path = str(seg.video_path), str(seg.last_frame_path)
         result.fps, result.num_frames, result.width, result.height = float(seg.fps), seg.num_frames, seg.width, seg.height
         if self.preview:
