@@ -3,6 +3,8 @@ from exoactor.planning.vocabulary import PlanningError, Step, TaskPlanner, VOCAB
 
 PLANNER_BACKENDS = {
     "rules": "exoactor.planning.rules:RuleBasedPlanner",
+    "gemini": "exoactor.planning.gemini_planner:GeminiPlanner",
+    "openai": "exoactor.planning.openai_planner:OpenAIPlanner",
 }
 """Registry: backend name -> "module:class" implementing :class:`TaskPlanner`."""
 
