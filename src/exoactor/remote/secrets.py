@@ -29,6 +29,8 @@ def load_secret(env_names: tuple[str, ...] | list[str], key_file: str = "", *, w
         except OSError as e:
             raise RemoteError(Reason.CONFIG, f"cannot read the {what} file {path}: {e.strerror or e}",
                               backend=backend) from None
+        except UnicodeDecodeError:
+            raise RemoteError(Reason.CONFIG, f"the {what} file {path} is not a text file", backend=backend) from None
         if not lines:
             raise RemoteError(Reason.CONFIG, f"the {what} file {path} is empty", backend=backend)
         return lines[0]

@@ -3,6 +3,8 @@
 VIDEO_BACKENDS = {
     "synthetic": "exoactor.video.synthetic:SyntheticVideoGenerator",
     "file": "exoactor.video.file_backend:FileVideoGenerator",
+    "veo": "exoactor.video.veo:VeoVideoGenerator",
+    "kling": "exoactor.video.kling:KlingVideoGenerator",
     "diffusers": "exoactor.video.diffusers_backend:DiffusersVideoGenerator",
 }
 """Registry: backend name -> "module:class" implementing :class:`exoactor.video.base.VideoGenerator`."""
