@@ -27,12 +27,12 @@ from exoactor.remote.http import RemoteClient
 from exoactor.remote.secrets import load_secret
 from exoactor.video.base import VideoRequest
 from exoactor.video.remote_base import InputImage, JobStatus, MAX_DOWNLOAD_BYTES, RemoteJob, RemoteVideoGenerator, \
-    env_names, remote_parameters, truncate_words
+    clean_text, env_names, remote_parameters, truncate_words
 
 MAX_PROMPT_CHARS = 2500
 MODES = ("std", "pro")
 _TASK_ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
-_SAFETY = re.compile(r"safety|risk|sensitive|inappropriate|violat|moderat|policy|prohibited", re.IGNORECASE)
+_SAFETY = re.compile(r"safety|risk|sensitive|inappropriate|violat|moderat|prohibited", re.IGNORECASE)
 _STATE = {"submitted": "queued", "processing": "processing"}
 
 
@@ -189,7 +189,7 @@ class KlingVideoGenerator(RemoteVideoGenerator):
                 if not isinstance(data, dict):
                     raise self._error(Reason.BAD_RESPONSE, f"{what}: the reply has no 'data' object")
                 return data
-            err = kling_error(code, re.sub(r"\s+", " ", str(reply.get("message") or ""))[:300], 200)
+            err = kling_error(code, clean_text(reply.get("message") or ""), 200)
             if err.reason in (Reason.RATE_LIMITED, Reason.SERVER) and attempt < client.max_retries:
                 wait = self._rng.uniform(0.0, min(client.backoff_max_s, client.backoff_base_s * 2 ** attempt))
                 attempt += 1
@@ -244,7 +244,7 @@ class KlingVideoGenerator(RemoteVideoGenerator):
                 raise self._error(Reason.BAD_RESPONSE, f"Kling task {job_id} succeeded but gives no video url")
             return JobStatus("done", url)
         if status == "failed":
-            msg = re.sub(r"\s+", " ", str(data.get("task_status_msg") or "no reason given")).strip()[:300]
+            msg = clean_text(data.get("task_status_msg") or "no reason given")
             if _SAFETY.search(msg):
                 raise self._error(Reason.CONTENT_BLOCKED, f"Kling task {job_id} was blocked: {msg!r}; rephrase the "
                                   "step's prompt or use another start image")

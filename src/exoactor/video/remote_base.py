@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import base64
 import hashlib
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -134,6 +135,12 @@ def load_input_image(path: Path | str, role: str, backend: str, max_bytes: int =
                               "as JPEG; use a smaller image", backend=backend)
         data, mime = buf.tobytes(), "image/jpeg"
     return InputImage(path, data, mime, int(w), int(h), hashlib.sha256(data).hexdigest())
+
+
+def clean_text(text: object, limit: int = 300) -> str:
+    """Server text for a one-line message: control characters and runs of spaces squeezed, bounded."""
+    out = re.sub(r"[\x00-\x20\x7f]+", " ", str(text)).strip()
+    return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 def truncate_words(text: str, limit: int) -> str:

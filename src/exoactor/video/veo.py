@@ -17,8 +17,8 @@ from exoactor.remote.errors import Reason, RemoteError
 from exoactor.remote.http import RemoteClient, server_message
 from exoactor.remote.secrets import load_secret
 from exoactor.video.base import VideoRequest
-from exoactor.video.remote_base import InputImage, JobStatus, RemoteJob, RemoteVideoGenerator, env_names, \
-    remote_parameters
+from exoactor.video.remote_base import InputImage, JobStatus, RemoteJob, RemoteVideoGenerator, clean_text, \
+    env_names, remote_parameters
 
 RESOLUTIONS = ("720p", "1080p", "4k")
 IMAGE_ENCODINGS = ("inlineData", "bytesBase64Encoded")
@@ -157,7 +157,7 @@ class VeoVideoGenerator(RemoteVideoGenerator):
             count = gvr.get("raiMediaFilteredCount") or 0
             reasons = [str(r) for r in gvr.get("raiMediaFilteredReasons") or []]
             if count or reasons:
-                why = "; ".join(reasons)[:300] or f"{count} video(s) filtered"
+                why = clean_text("; ".join(reasons)) or f"{count} video(s) filtered"
                 raise self._error(Reason.CONTENT_BLOCKED, f"Veo's safety filter blocked the video ({why}); "
                                   f"{_HINT[Reason.CONTENT_BLOCKED]}")
             raise self._error(Reason.BAD_RESPONSE, f"operation {job_id} finished without a video")
@@ -180,5 +180,5 @@ class VeoVideoGenerator(RemoteVideoGenerator):
         if reason in (Reason.BAD_REQUEST, Reason.FAILED) and _SAFETY.search(msg):
             reason = Reason.CONTENT_BLOCKED
         tag = ", ".join(str(x) for x in (code, status) if x not in (None, ""))
-        text = re.sub(r"\s+", " ", msg).strip()[:300]
+        text = clean_text(msg)
         return self._error(reason, f"Veo job {job_id} failed: {text}{f' ({tag})' if tag else ''}; {_HINT[reason]}")
