@@ -48,6 +48,7 @@ class StageServer:
         self.max_concurrent = max(1, int(max_concurrent))
         self.max_queued = max(0, int(max_queued))
         self.stats = stats
+        self._name = node.get_name()  # usable while the node is being destroyed (shutdown mid-goal)
         self._slots = threading.Semaphore(self.max_concurrent)
         self._count_lock = threading.Lock()
         self._accepted = 0
@@ -89,7 +90,7 @@ class StageServer:
                 result.error_reason = e.reason
             self.node.get_logger().error(result.message)
         except Exception as e:  # noqa: BLE001 - a bug must not kill the node: report it
-            result.success, result.message = False, f"internal error in {self.node.get_name()}: {type(e).__name__}: {e}"
+            result.success, result.message = False, f"internal error in {self._name}: {type(e).__name__}: {e}"
             self.node.get_logger().error(f"{result.message}\n{traceback.format_exc()}")
         finally:
             with self._count_lock:
