@@ -5,7 +5,10 @@ Retry policy (:meth:`RemoteClient.request`):
   exponential backoff (``backoff_base_s * 2**attempt``, full jitter, capped at ``backoff_max_s``);
   a ``Retry-After`` header (seconds or an HTTP date) on 429/503/5xx is honoured instead, up to
   ``max_retry_after_s`` (a longer wait fails at once with the server's figure in the message);
-- every other 4xx fails at once (retrying a rejected key or a bad request cannot help).
+- every other 4xx fails at once (retrying a rejected key or a bad request cannot help);
+- a request marked ``idempotent=False`` (creating a billed generation job) is not retried after a
+  read timeout or a broken connection, when the service may have received it: a second job
+  could be billed twice (it is retried when it never left: connect errors, 429, 5xx replies).
 Every wait and every request in flight is cancellable: :class:`exoactor.progress.Canceled` is
 raised within ~0.1 s of ``cancel.is_set()`` (an abandoned request finishes in its own thread).
 Redirects are followed by hand so that the key headers go to the original host only (a
@@ -222,7 +225,7 @@ class RemoteClient:
     # ---- requests with retries --------------------------------------------------------------------
     def request(self, method: str, path_or_url: str, *, json_body: Any = None, headers: dict[str, str] | None = None,
                 cancel: CancelToken = NEVER_CANCELED, what: str = "request", stream: bool = False,
-                ok_statuses: tuple[int, ...] = (200, 201, 202)):
+                ok_statuses: tuple[int, ...] = (200, 201, 202), idempotent: bool = True):
         """The response of a successful exchange (status in ``ok_statuses``), retried per the policy above."""
         url = self.url(path_or_url)
         attempt = 0
@@ -233,15 +236,23 @@ class RemoteClient:
             retry_wait: float | None = None
             try:
                 resp = self._send_once(method, url, cancel, json_body=json_body, headers=headers, stream=stream)
-            except self._requests.exceptions.Timeout:
+            except self._requests.exceptions.Timeout as e:
                 self.stats.add(seconds=time.monotonic() - t0)
                 err = RemoteError(Reason.TIMEOUT, f"{what}: no answer within {self.timeout[1]:g} s "
                                   f"(connect timeout {self.timeout[0]:g} s) after {attempt} retries", backend=self.backend)
+                if not idempotent and not isinstance(e, self._requests.exceptions.ConnectTimeout):
+                    self.stats.add(errors=1)
+                    raise RemoteError(Reason.TIMEOUT, f"{what}: no answer within {self.timeout[1]:g} s; not retried "
+                                      "because the service may have started the job (check its console before "
+                                      "retrying, to avoid paying twice)", backend=self.backend) from None
             except self._requests.exceptions.RequestException as e:
                 self.stats.add(seconds=time.monotonic() - t0)
                 reason = type(e).__name__
                 err = RemoteError(Reason.CONNECTION, f"{what}: cannot reach {urlsplit(url).netloc} ({reason}) after "
                                   f"{attempt} retries", backend=self.backend)
+                if not idempotent and not isinstance(e, self._requests.exceptions.ConnectionError):
+                    self.stats.add(errors=1)
+                    raise err from None
             else:
                 self.stats.add(seconds=time.monotonic() - t0)
                 if resp.status_code in ok_statuses:

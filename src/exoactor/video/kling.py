@@ -169,7 +169,7 @@ class KlingVideoGenerator(RemoteVideoGenerator):
             return self._token
 
     def _call(self, client: RemoteClient, method: str, path: str, cancel: CancelToken, what: str,
-              body: dict | None = None) -> dict:
+              body: dict | None = None, idempotent: bool = True) -> dict:
         """A JSON call with the auth header; codes != 0 in a 200 reply are errors too (rate limits retried);
         a rejected JWT is renewed and tried once more."""
         attempt, renewed, renew_now = 0, False, False
@@ -177,7 +177,8 @@ class KlingVideoGenerator(RemoteVideoGenerator):
             headers = {"Authorization": f"Bearer {self._bearer(renew=renew_now)}"}
             renew_now = False
             try:
-                reply = client.json(method, path, json_body=body, headers=headers, cancel=cancel, what=what)
+                reply = client.json(method, path, json_body=body, headers=headers, cancel=cancel, what=what,
+                                    idempotent=idempotent)
             except RemoteError as e:
                 if e.reason == Reason.AUTH and not self._bearer_key and not renewed:
                     renewed = renew_now = True  # expired or not yet valid (clock skew): one fresh token
@@ -227,7 +228,7 @@ class KlingVideoGenerator(RemoteVideoGenerator):
 
     def _submit(self, client: RemoteClient, job: RemoteJob, cancel: CancelToken) -> str:
         what = f"Kling request ({self.model})"
-        data = self._call(client, "POST", "v1/videos/image2video", cancel, what, self.body(job))
+        data = self._call(client, "POST", "v1/videos/image2video", cancel, what, self.body(job), idempotent=False)
         task_id = str(data.get("task_id") or "")
         if not _TASK_ID.fullmatch(task_id):
             raise self._error(Reason.BAD_RESPONSE, f"{what}: the reply has no valid data.task_id")

@@ -128,14 +128,16 @@ class VeoVideoGenerator(RemoteVideoGenerator):
         path = f"v1beta/models/{self.model}:predictLongRunning"
         what = f"Veo request ({self.model})"
         try:
-            reply = client.json("POST", path, json_body=self.body(job), cancel=cancel, what=what)
+            reply = client.json("POST", path, json_body=self.body(job), cancel=cancel, what=what,
+                                idempotent=False)
         except RemoteError as e:
             # Some Veo versions take only bytesBase64Encoded images: switch once, for good.
             if not (e.reason == Reason.BAD_REQUEST and "inlinedata" in str(e).lower()
                     and self.image_encoding == "inlineData"):
                 raise
             self.image_encoding = "bytesBase64Encoded"
-            reply = client.json("POST", path, json_body=self.body(job), cancel=cancel, what=what)
+            reply = client.json("POST", path, json_body=self.body(job), cancel=cancel, what=what,
+                                idempotent=False)
         name = reply.get("name")
         if not isinstance(name, str) or not _OP_NAME.fullmatch(name) or ".." in name:
             raise self._error(Reason.BAD_RESPONSE, f"{what}: the reply has no valid operation name "
