@@ -8,8 +8,11 @@ from __future__ import annotations
 import sys
 import threading
 
+import diffusers  # noqa: F401 - installed by scripts/requirements-offline.txt: missing is a failure, not a skip
 import numpy as np
 import pytest
+import torch
+import transformers  # noqa: F401 - as diffusers
 
 from exoactor.geometry import PinholeCamera
 from exoactor.planning.vocabulary import Step
@@ -17,13 +20,10 @@ from exoactor.progress import Canceled
 from exoactor.registry import load_backend
 from exoactor.video import VIDEO_BACKENDS
 from exoactor.video.base import VideoGenerationError, VideoRequest
+from exoactor.video.diffusers_backend import DiffusersVideoGenerator
 from exoactor.video.io import read_image_rgb, read_video_frames, video_info, write_image_rgb
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("diffusers", reason="the diffusers backend needs diffusers (scripts/requirements-offline.txt)")
-pytest.importorskip("transformers")
 
-from exoactor.video.diffusers_backend import DiffusersVideoGenerator  # noqa: E402
 
 WORDS = "the person raises left right arm hand overhead walks forward static camera".split()
 IMG_H, IMG_W = 40, 56  # not multiples of 16: the backend must round for the model and resize back
