@@ -174,6 +174,13 @@ class _Aborted(Exception):
     """Another activity of the same goal failed: this one stops (the first failure is reported)."""
 
 
+def _fail_pending(futures: list[Future]) -> None:
+    """Wake whoever waits on a future that will now never be set."""
+    for f in futures:
+        if not f.done():
+            f.set_exception(_Aborted())
+
+
 class _Run:
     """One goal's execution (kept apart from the node so its state dies with the goal).
 
@@ -221,7 +228,7 @@ class _Run:
     def feedback(self, stage: str, stage_progress: float, detail: str, step: int = 0) -> None:
         with self._lock:
             if (stage, step) != (self.stage, self.step):
-                self.episode.log(f"stage {stage} (step {step})")
+                self.episode.log(f"stage {stage}" + (f" (step {step + 1})" if stage in self.progress.PER_STEP else ""))
             self.stage, self.step = stage, step
             if stage in self.progress.PER_STEP:
                 self._step_progress[(step, stage)] = stage_progress
@@ -378,15 +385,13 @@ class _Run:
                         "trajectory": trk.trajectory_path, "tracking_rmse_rad": round(trk.tracking_rmse_rad, 4),
                         "clamped_commands": int(trk.clamped_commands)})
         except _Aborted:
-            for f in tracked:
-                f.done() or f.set_exception(_Aborted())
+            _fail_pending(tracked)
             self._abort.set()
             with self._lock:
                 first = self._first_error
             raise (first or StageFailed(R.ERROR_INTERNAL, self.stage, "a step failed")) from None
         except BaseException:
-            for f in tracked:
-                f.done() or f.set_exception(_Aborted())
+            _fail_pending(tracked)
             self._abort.set()  # stop the other activities (their stage goals get canceled)
             raise
         finally:

@@ -32,6 +32,10 @@ class VideoNode(Node):
         paths = p("file.video_paths", [""], "file backend: one video file per planned step")
         self.preview = p("publish_frames", True, "replay each finished segment on /exoactor/video/image_raw")
         max_queued = p("max_queued", 12, "goals accepted beyond the backend's concurrency limit; they wait their turn")
+        nice = p("nice", 10, "raise this process's niceness by this much (0 = leave): local rendering and models "
+                 "then yield the CPU to the 500 Hz control loop while steps are streamed")
+        if nice > 0:
+            os.nice(min(int(nice), 19))
         extra = {"fps": fps} if backend == "synthetic" else {"video_paths": paths} if backend == "file" else {}
         self.backend = declare_backend(self, VIDEO_BACKENDS, "video", backend, **extra)
         warm = getattr(self.backend, "warm_up", None)
