@@ -9,6 +9,7 @@ pose). Exit status: 0 success, 1 task failed or canceled, 2 no server.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import threading
 import time
@@ -79,10 +80,15 @@ class TaskClient:
         self._executor.shutdown(timeout_sec=1.0)
 
 
+def activity_key(fb) -> str:
+    """What is running (without percentages): a new line starts when it changes."""
+    return re.sub(r" \d+%", "", fb.in_flight) or fb.stage
+
+
 def print_feedback(fb) -> None:
     bar = "#" * int(fb.progress * 30)
-    step = f" step {fb.step_index + 1}/{fb.num_steps}" if fb.num_steps else ""
-    sys.stdout.write(f"\r[{bar:<30}] {fb.progress * 100:5.1f}% {fb.elapsed_s:6.1f}s {fb.stage:<20}{step} {fb.detail[:60]:<60}")
+    what = fb.in_flight or (f"{fb.stage} step {fb.step_index + 1}/{fb.num_steps}" if fb.num_steps else fb.stage)
+    sys.stdout.write(f"\r[{bar:<30}] {fb.progress * 100:5.1f}% {fb.elapsed_s:6.1f}s {what[:70]:<70} {fb.detail[:50]:<50}")
     sys.stdout.flush()
 
 
@@ -105,10 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         last_stage = [""]
 
         def show(fb) -> None:
-            if fb.stage != last_stage[0]:
+            key = activity_key(fb)
+            if key != last_stage[0]:
                 if last_stage[0]:
                     sys.stdout.write("\n")
-                last_stage[0] = fb.stage
+                last_stage[0] = key
             print_feedback(fb)
 
         t0 = time.monotonic()
@@ -122,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         if result is None:
             print("goal rejected", file=sys.stderr)
             return 1
-        print(f"{STATUS_NAMES.get(status, status)} in {time.monotonic() - t0:.1f} s: {result.message}")
+        print(f"{STATUS_NAMES.get(status, status)} in {time.monotonic() - t0:.1f} s: {result.message}"
+              + (f" [{result.error_reason}]" if result.error_reason else ""))
+        if result.time_to_first_motion_s >= 0:
+            print(f"robot first moved after {result.time_to_first_motion_s:.1f} s")
         print(f"episode: {result.episode_path}")
         return 0 if result.success else 1
     finally:
