@@ -1,8 +1,9 @@
 """ros2 launch exoactor pipeline.launch.py [sim:=true] [video_backend:=synthetic] ...
 
-Thin and declarative: the node list, the launch arguments and the parameters they set all come
-from config/pipeline.yaml and config/params.yaml, the same files `python -m exoactor.launcher`
-and the integration tests read.
+Thin and declarative: the node list, the launch arguments (with their defaults and descriptions:
+`ros2 launch exoactor pipeline.launch.py --show-args`) and the parameters they set all come from
+config/pipeline.yaml and config/params.yaml, the same files `python -m exoactor.launcher` and the
+integration tests read.
 """
 import os
 

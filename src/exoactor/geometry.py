@@ -56,6 +56,13 @@ def matrix_to_quat_wxyz(m: np.ndarray) -> np.ndarray:
     return out.reshape(m.shape[:-2] + (4,))
 
 
+def matrix_to_rpy(r: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation -> (roll, pitch, yaw) rad, fixed axes x, y, z: ``r = rot_z(yaw) @ rot_y(pitch) @ rot_x(roll)``
+    (URDF ``rpy``, Unitree IMU ``rpy``)."""
+    r = np.asarray(r, dtype=np.float64)
+    return np.array([np.arctan2(r[2, 1], r[2, 2]), -np.arcsin(np.clip(r[2, 0], -1, 1)), np.arctan2(r[1, 0], r[0, 0])])
+
+
 def yaw_to_quat_wxyz(yaw_rad: np.ndarray) -> np.ndarray:
     """Rotation about +z by ``yaw_rad`` as (..., 4) quaternions (w, x, y, z)."""
     yaw = np.asarray(yaw_rad, dtype=np.float64)

@@ -8,6 +8,8 @@ import sys
 import types
 from pathlib import Path
 
+import yaml
+
 from exoactor.launcher import build_graph, config_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,3 +56,11 @@ def test_launch_file_declares_the_same_nodes_and_overrides(monkeypatch, tmp_path
     # every executable the launch file names is installed by CMakeLists.txt (scripts/nodes/*)
     for n in nodes:
         assert (REPO / "scripts" / "nodes" / n.kwargs["executable"]).is_file()
+    # `ros2 launch -s` documents every argument: its description and default from config/pipeline.yaml
+    documented = yaml.safe_load((config_dir() / "pipeline.yaml").read_text())["arguments"]
+    for a in (a for a in actions if type(a).__name__ == "DeclareLaunchArgument"):
+        name, description = a.args[0], a.kwargs.get("description", "")
+        assert len(description) > 10, f"launch argument {name!r} has no description"
+        if name in documented:
+            assert description == documented[name]["description"]
+            assert a.kwargs["default_value"] == str(documented[name]["default"])

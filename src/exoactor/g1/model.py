@@ -12,6 +12,9 @@ import numpy as np
 
 from exoactor.g1.joints import G1_JOINT_NAMES
 
+ROOT_BODY = "pelvis"
+"""The G1's floating-base body (URDF root link; TF ``world`` -> ``pelvis``)."""
+
 
 class RobotModelError(RuntimeError):
     """The G1 model cannot be found or does not match the expected joint layout."""
@@ -43,6 +46,23 @@ def load_g1_spec(model_dir: str | os.PathLike | None = None, with_floor: bool = 
     except Exception as e:  # noqa: BLE001 - any lookup/download failure is reported the same way
         hint = "" if os.environ.get("MENAGERIE_ROOT") else " (offline? set MENAGERIE_ROOT)"
         raise RobotModelError(f"mujoco-menagerie could not provide unitree_g1{hint}: {e}") from e
+
+
+def mesh_file_paths(spec) -> list[str]:
+    """Source file of each mesh of ``spec`` (the model's own files), indexed by mesh id."""
+    return [os.path.join(spec.modelfiledir, spec.meshdir, m.file) for m in spec.meshes]
+
+
+def robot_body_ids(model, root: str = ROOT_BODY) -> list[int]:
+    """Ids of ``root`` and every body below it (parents before children): the robot, without scene objects."""
+    try:
+        ids = [model.body(root).id]
+    except KeyError:
+        raise RobotModelError(f"the model has no body {root!r}") from None
+    for b in range(ids[0] + 1, model.nbody):  # MuJoCo numbers bodies depth-first: descendants follow their parent
+        if model.body_parentid[b] in ids:
+            ids.append(b)
+    return ids
 
 
 def load_g1_model(model_dir: str | os.PathLike | None = None, with_floor: bool = True):

@@ -2,34 +2,39 @@
 
 Subscribes ``/lowcmd`` (unitree_hg/LowCmd; commands with a wrong CRC are dropped, as on the
 robot), applies the motor PD law every physics step in real time, and publishes ``/lowstate``
-(with CRC), ``/joint_states``, ``/tf`` (world -> pelvis), robot mesh markers for rviz2, and the
-exocentric camera (image, camera_info, and the optical frame's pose in the world).
+(with CRC), ``/joint_states``, ``/tf`` (world -> pelvis and every link in its parent link, at the
+joint-state rate), ``/robot_description`` (URDF, transient local, as robot_state_publisher does),
+robot mesh markers for rviz2 (every visual geom), and the exocentric camera (image, camera_info,
+and the optical frame's pose in the world; its TF is published by the camera node).
 """
 from __future__ import annotations
 
 import os
 import threading
 import time
+import xml.etree.ElementTree as ET
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
-from geometry_msgs.msg import PoseStamped, TransformStamped  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from exoactor.g1.joints import G1_JOINT_NAMES  # noqa: E402
-from exoactor.geometry import PinholeCamera, quat_wxyz_to_matrix  # noqa: E402
-from exoactor.nodes.common import (LATCHED_QOS, SENSOR_QOS, camera_info_msg, camera_pose_msg, declare,  # noqa: E402
-                                   image_to_msg, spin_node)
+from exoactor.g1.model import ROOT_BODY, robot_body_ids  # noqa: E402
+from exoactor.g1.urdf import fixed_joint_transforms, geom_parts, urdf_from_model  # noqa: E402
+from exoactor.geometry import PinholeCamera, matrix_to_quat_wxyz, matrix_to_rpy, quat_wxyz_to_matrix  # noqa: E402
+from exoactor.nodes.common import (LATCHED_QOS, SENSOR_QOS, ConfigError, camera_info_msg,  # noqa: E402
+                                   camera_pose_msg, declare, image_to_msg, spin_node)
+from exoactor.nodes.frames import tf_message  # noqa: E402
 from exoactor.nodes.unitree_io import LowCmdReader, LowStateWriter, import_unitree_hg  # noqa: E402
 from exoactor.sim.g1_sim import ElasticBand, G1Simulator  # noqa: E402
 
-
-def _rpy_from_matrix(r: np.ndarray) -> np.ndarray:
-    return np.array([np.arctan2(r[2, 1], r[2, 2]), -np.arcsin(np.clip(r[2, 0], -1, 1)), np.arctan2(r[1, 0], r[0, 0])])
+_MARKER_TYPES = {"mesh": Marker.MESH_RESOURCE, "box": Marker.CUBE, "sphere": Marker.SPHERE, "cylinder": Marker.CYLINDER}
 
 
 class G1SimNode(Node):
@@ -53,6 +58,10 @@ class G1SimNode(Node):
                            length_m=p("band.length_m", 0.0, "band rest length (m); 0 = automatic: the band carries the robot's weight at the start pose"))
         self.world_frame = p("world_frame", "world", "fixed frame of TF, markers and the camera pose")
         model_dir = p("model_dir", "", "folder with Menagerie's unitree_g1 files; '' = mujoco-menagerie package")
+        description_file = p("robot_description_file", "", "URDF published on /robot_description (e.g. from your "
+                             "description package); '' = generated from the simulated model (exoactor.g1.urdf)")
+        self.publish_link_tf = p("publish_link_tf", True, "publish TF for every link below the pelvis; false when "
+                                 "robot_state_publisher does it from /joint_states")
         self.camera = PinholeCamera.look_at(width, height, fovy, eye, target)
         self.sim = G1Simulator(band=band, model_dir=model_dir or None, camera=self.camera if self.camera_rate > 0 else None)
         self._writer = LowStateWriter(mode_machine)
@@ -64,6 +73,9 @@ class G1SimNode(Node):
         self.pub_image = self.create_publisher(Image, "g1_sim/exocentric/image_raw", 1)
         self.pub_info = self.create_publisher(CameraInfo, "g1_sim/exocentric/camera_info", LATCHED_QOS)
         self.pub_cam_pose = self.create_publisher(PoseStamped, "g1_sim/exocentric/pose", LATCHED_QOS)
+        self.pub_description = self.create_publisher(String, "robot_description", LATCHED_QOS)
+        self.pub_tf_static = self.create_publisher(TFMessage, "/tf_static", LATCHED_QOS)
+        self._publish_description(description_file)
         self._reader = LowCmdReader()
         self.create_subscription(LowCmd, "lowcmd", self._on_lowcmd, SENSOR_QOS, raw=True)
         self.bad_crc = 0
@@ -124,7 +136,7 @@ class G1SimNode(Node):
                 r = quat_wxyz_to_matrix(st.imu_quat_wxyz)
                 self.pub_lowstate.publish(self._writer.build(tick, st.q_rad, st.dq_rad_s, st.ddq_rad_s2, st.tau_nm,
                                                              st.imu_quat_wxyz, st.imu_gyro_rad_s, st.imu_acc_m_s2,
-                                                             _rpy_from_matrix(r)))
+                                                             matrix_to_rpy(r)))
             if joints_due:
                 due["joints"] = now + periods["joints"]
                 self._publish_joints_tf(st)
@@ -151,6 +163,23 @@ class G1SimNode(Node):
         finally:
             self.sim.close()  # the GL context belongs to this thread
 
+    def _publish_description(self, path: str) -> None:
+        """The URDF on /robot_description; static TF for its fixed joints (links the simulation does not move)."""
+        if path:
+            try:
+                with open(os.path.expanduser(path)) as f:
+                    urdf = f.read()
+                if ET.fromstring(urdf).tag != "robot":
+                    raise ET.ParseError("the root element is not <robot>")
+            except (OSError, ET.ParseError) as e:
+                raise ConfigError(f"parameter 'robot_description_file': cannot use {path!r} as a URDF: {e}") from None
+        else:
+            urdf = urdf_from_model(self.sim.model, self.sim.mesh_paths)
+        self.pub_description.publish(String(data=urdf))
+        fixed = fixed_joint_transforms(urdf)
+        if self.publish_link_tf and fixed:
+            self.pub_tf_static.publish(tf_message(self.get_clock().now().to_msg(), fixed))
+
     def _publish_joints_tf(self, st) -> None:
         stamp = self.get_clock().now().to_msg()
         js = JointState()
@@ -158,50 +187,44 @@ class G1SimNode(Node):
         js.name = list(G1_JOINT_NAMES)
         js.position, js.velocity, js.effort = st.q_rad.tolist(), st.dq_rad_s.tolist(), st.tau_nm.tolist()
         self.pub_joints.publish(js)
-        tf = TransformStamped()
-        tf.header.stamp = stamp
-        tf.header.frame_id = self.world_frame
-        tf.child_frame_id = "pelvis"
-        tf.transform.translation.x, tf.transform.translation.y, tf.transform.translation.z = st.base_pos_world_m.tolist()
-        q = st.base_quat_wxyz
-        tf.transform.rotation.w, tf.transform.rotation.x, tf.transform.rotation.y, tf.transform.rotation.z = (float(v) for v in q)
-        self.pub_tf.publish(TFMessage(transforms=[tf]))
+        transforms = [(self.world_frame, ROOT_BODY, st.base_pos_world_m, st.base_quat_wxyz)]
+        if self.publish_link_tf:
+            transforms += self.sim.link_transforms()
+        self.pub_tf.publish(tf_message(stamp, transforms))
 
-    def _make_markers(self) -> dict[str, Marker]:
-        """One MESH_RESOURCE marker per body with a visual mesh (the model's own mesh files)."""
-        import mujoco  # noqa: PLC0415
-
+    def _make_markers(self) -> list[tuple[str, np.ndarray, np.ndarray, Marker]]:
+        """One marker per visual geom of the robot (meshes: the model's own files), each with its pose
+        in its body: (body, position m, rotation matrix, marker)."""
         m = self.sim.model
-        out = {}
-        for g in range(m.ngeom):
-            if m.geom_type[g] != mujoco.mjtGeom.mjGEOM_MESH or m.geom_group[g] != 2:
-                continue
-            body = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, m.geom_bodyid[g])
-            path = self.sim.mesh_paths[m.geom_dataid[g]]
-            if body is None or not os.path.isfile(path) or body in out:
+        out = []
+        for part in geom_parts(m, self.sim.mesh_paths, robot_body_ids(m), roles=("visual",)):
+            if part.shape == "mesh" and not os.path.isfile(part.mesh_file):
                 continue
             mk = Marker()
-            mk.ns, mk.id, mk.type, mk.action = "g1", len(out), Marker.MESH_RESOURCE, Marker.ADD
+            mk.ns, mk.id, mk.type, mk.action = "g1", len(out), _MARKER_TYPES[part.shape], Marker.ADD
             mk.header.frame_id = self.world_frame
-            mk.mesh_resource = f"file://{path}"
-            mk.scale.x = mk.scale.y = mk.scale.z = 1.0
-            mk.color.r = mk.color.g = mk.color.b = 0.7
-            mk.color.a = 1.0
-            out[body] = mk
+            extent = {"mesh": part.size, "box": 2 * part.size,
+                      "sphere": 2 * part.size[[0, 0, 0]], "cylinder": 2 * part.size[[0, 0, 1]]}[part.shape]
+            mk.scale.x, mk.scale.y, mk.scale.z = (float(v) for v in extent)
+            if part.shape == "mesh":
+                mk.mesh_resource = f"file://{os.path.abspath(part.mesh_file)}"
+            mk.color.r, mk.color.g, mk.color.b, mk.color.a = (float(v) for v in part.rgba)
+            out.append((part.body, part.pos_m, quat_wxyz_to_matrix(part.quat_wxyz), mk))
         return out
 
     def _publish_markers(self) -> None:
         if not self._mesh_markers:
             return
         stamp = self.get_clock().now().to_msg()
+        poses = self.sim.body_poses()
         arr = MarkerArray()
-        for body, (pos, quat) in self.sim.body_poses().items():
-            mk = self._mesh_markers.get(body)
-            if mk is None:
-                continue
+        for body, pos_in_body, rot_in_body, mk in self._mesh_markers:
+            pos, quat = poses[body]
+            rot = quat_wxyz_to_matrix(quat)
             mk.header.stamp = stamp
-            mk.pose.position.x, mk.pose.position.y, mk.pose.position.z = (float(v) for v in pos)
-            mk.pose.orientation.w, mk.pose.orientation.x, mk.pose.orientation.y, mk.pose.orientation.z = (float(v) for v in quat)
+            mk.pose.position.x, mk.pose.position.y, mk.pose.position.z = (float(v) for v in pos + rot @ pos_in_body)
+            o = mk.pose.orientation
+            o.w, o.x, o.y, o.z = (float(v) for v in matrix_to_quat_wxyz(rot @ rot_in_body))
             arr.markers.append(mk)
         self.pub_markers.publish(arr)
 

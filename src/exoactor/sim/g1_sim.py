@@ -6,7 +6,6 @@ limit) from the latest command, as on the robot and in unitree_mujoco.
 """
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
 
@@ -14,7 +13,7 @@ import numpy as np
 
 from exoactor.g1.joints import G1_JOINT_NAMES, NUM_BODY_JOINTS
 from exoactor.g1.lowcmd import LowCmdFrame
-from exoactor.g1.model import check_joint_layout, load_g1_spec, torque_limits_nm
+from exoactor.g1.model import check_joint_layout, load_g1_spec, mesh_file_paths, robot_body_ids, torque_limits_nm
 from exoactor.geometry import PinholeCamera, matrix_to_quat_wxyz
 
 
@@ -75,10 +74,11 @@ class G1Simulator:
             spec.worldbody.add_camera(name="exocentric", pos=camera.pos_world_m,
                                       quat=matrix_to_quat_wxyz(rot_mj), fovy=camera.fovy_deg)
         self.model = spec.compile()
-        self.mesh_paths = [os.path.join(spec.modelfiledir, spec.meshdir, m.file) for m in spec.meshes]
-        """Source file of each mesh, indexed by mesh id (for mesh markers in rviz2)."""
+        self.mesh_paths = mesh_file_paths(spec)
+        """Source file of each mesh, indexed by mesh id (for mesh markers and the URDF)."""
         check_joint_layout(self.model)
         m = self.model
+        self._links = [(m.body(m.body_parentid[b]).name, m.body(b).name, b) for b in robot_body_ids(m)[1:]]
         # Position actuators -> torque motors: ctrl is the joint torque.
         m.actuator_gainprm[:, :] = 0.0
         m.actuator_gainprm[:, 0] = 1.0
@@ -177,6 +177,22 @@ class G1Simulator:
             name = mj.mj_id2name(self.model, mj.mjtObj.mjOBJ_BODY, b)
             if name and not name.startswith("scene_"):
                 out[name] = (self.data.xpos[b].copy(), self.data.xquat[b].copy())
+        return out
+
+    def link_transforms(self) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+        """Every robot link below the pelvis in its parent link, as TF: (parent, child, position m,
+        quaternion w, x, y, z). Computed from the joint positions as robot_state_publisher does from
+        the URDF (exoactor.g1.urdf; link names are the body names), so it matches ``state()``."""
+        mj, m, qpos = self._mj, self.model, self.data.qpos
+        out = []
+        turn = np.zeros(4)
+        for parent, child, b in self._links:
+            quat = m.body_quat[b].copy()
+            if m.body_jntnum[b]:
+                j = m.body_jntadr[b]
+                mj.mju_axisAngle2Quat(turn, m.jnt_axis[j], qpos[m.jnt_qposadr[j]])
+                mj.mju_mulQuat(quat, m.body_quat[b], turn)
+            out.append((parent, child, m.body_pos[b].copy(), quat))
         return out
 
     def render(self) -> np.ndarray:

@@ -1,0 +1,33 @@
+"""TF without tf2_ros: TFMessage builders for ``/tf`` and ``/tf_static`` (frames per REP 103/105).
+
+Poses come in as (position m, quaternion w, x, y, z) and leave in geometry_msgs' (x, y, z, w)
+fields. ``/tf_static`` takes :data:`exoactor.nodes.common.LATCHED_QOS` (tf2_ros' static QoS:
+reliable, transient local, depth 1): each publisher's latest message is what late joiners get,
+so a static publisher always sends all of its transforms in one message.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from builtin_interfaces.msg import Time as TimeMsg
+from geometry_msgs.msg import TransformStamped
+from tf2_msgs.msg import TFMessage
+
+Transform = tuple[str, str, np.ndarray, np.ndarray]
+"""(parent frame, child frame, child origin in parent (m), child orientation in parent (w, x, y, z))."""
+
+
+def transform_msg(stamp: TimeMsg, parent: str, child: str, pos_m, quat_wxyz) -> TransformStamped:
+    tf = TransformStamped()
+    tf.header.stamp = stamp
+    tf.header.frame_id = parent
+    tf.child_frame_id = child
+    t, r = tf.transform.translation, tf.transform.rotation
+    t.x, t.y, t.z = (float(v) for v in pos_m)
+    r.w, r.x, r.y, r.z = (float(v) for v in quat_wxyz)
+    return tf
+
+
+def tf_message(stamp: TimeMsg, transforms: Iterable[Transform]) -> TFMessage:
+    return TFMessage(transforms=[transform_msg(stamp, *t) for t in transforms])
