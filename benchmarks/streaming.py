@@ -101,6 +101,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--time-scale", type=float, default=1.0, help="factor on every simulated latency")
     ap.add_argument("--out", type=Path, default=None, help="folder for logs and episodes (default: a temp dir)")
+    ap.add_argument("--modes", default="chained,unchained,sequential",
+                    help="comma-separated subset of chained, unchained, sequential (earlier figures in --out/streaming.json "
+                         "are kept and merged)")
     a = ap.parse_args()
     out = a.out or Path(tempfile.mkdtemp(prefix="exoactor-streaming-"))
     os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
@@ -113,17 +116,23 @@ def main() -> int:
                               s["side"] or "right").read_bytes()
              for key, s in zip(("waves", "raises", "squats"), PLAN["steps"])}
     rclpy.init()
-    rows = []
+    saved = out / "streaming.json"
+    rows = [r for r in (json.loads(saved.read_text()) if saved.is_file() else [])
+            if r["mode"] not in a.modes.split(",")]
+    modes = {"chained": {"chain_steps": True, "streaming": True},
+             "unchained": {"chain_steps": False, "streaming": True},
+             "sequential": {"chain_steps": True, "streaming": False}}
     try:
-        for name, orch in (("chained", {"chain_steps": True, "streaming": True}),
-                           ("unchained", {"chain_steps": False, "streaming": True}),
-                           ("sequential", {"chain_steps": True, "streaming": False})):
+        for name, orch in modes.items():
+            if name not in a.modes.split(","):
+                continue
             print(f"[benchmark] {name} ...", flush=True)
             rows.append(run_mode(name, orch, clips, a.time_scale, out))
             print(f"[benchmark] {name}: {json.dumps(rows[-1])}", flush=True)
     finally:
         rclpy.try_shutdown()
-    seq = next(r for r in rows if r["mode"] == "sequential")["total_s"]
+    rows.sort(key=lambda r: list(modes).index(r["mode"]))
+    seq = next((r["total_s"] for r in rows if r["mode"] == "sequential"), float("nan"))
     print(f"\nthree-step task, simulated latencies x{a.time_scale:g} (planning 2.5 s, embodiment transfer 10.7 s, "
           "video 13.2 s per second of requested video)")
     print(f"{'mode':<11} {'total s':>8} {'first motion s':>15} {'step 1 estimated s':>19} {'critical path s':>16} "
@@ -131,7 +140,7 @@ def main() -> int:
     for r in rows:
         print(f"{r['mode']:<11} {r['total_s']:>8.1f} {r['first_motion_s']:>15.1f} {r['step1_estimated_s']:>19.1f} "
               f"{r['critical_path_s']:>16.1f} {r['total_s'] / r['critical_path_s']:>15.3f} {r['total_s'] / seq:>17.3f}")
-    (out / "streaming.json").write_text(json.dumps(rows, indent=2))
+    saved.write_text(json.dumps(rows, indent=2))
     print(f"\nfigures: {out / 'streaming.json'}")
     return 0
 

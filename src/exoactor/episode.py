@@ -25,6 +25,36 @@ from datetime import datetime
 from pathlib import Path
 
 
+DEFAULT_EPISODE_ROOT = "~/.exoactor/episodes"
+"""Where episode folders go unless the ``episode_root`` parameter says otherwise."""
+MAX_INSTRUCTION_CHARS = 2000
+"""Longest instruction a goal may carry (planners set their own, smaller limits)."""
+
+
+class EpisodePathError(ValueError):
+    """A path in a goal that is not inside the episode root (refused before anything is read or written)."""
+
+
+def confine(path: str | Path, root: str | Path, what: str = "path") -> Path:
+    """``path`` resolved (symlinks, ``..``) and checked to lie inside ``root``; raises EpisodePathError."""
+    if not str(path).strip():
+        raise EpisodePathError(f"{what} is empty")
+    if "\x00" in str(path):
+        raise EpisodePathError(f"{what} contains a NUL character")
+    r = Path(os.path.expanduser(str(root))).resolve()
+    p = Path(os.path.expanduser(str(path))).resolve()
+    if p != r and r not in p.parents:
+        raise EpisodePathError(f"{what} {one_line(str(path), 120)} is outside the episode root {r} "
+                               "(parameter episode_root); refusing to read or write there")
+    return p
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` for a log line: quoted, escaped (no newlines or control characters) and bounded."""
+    text = str(text)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 def _slug(text: str, max_len: int = 40) -> str:
     s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return (s[:max_len].rstrip("-")) or "task"

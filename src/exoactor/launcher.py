@@ -45,6 +45,12 @@ class GraphSpec:
     arguments: dict[str, str] = field(default_factory=dict)
 
 
+def argument_nodes(argument: dict) -> list[str]:
+    """The nodes a launch argument sets a parameter of (``node``: one name or a list)."""
+    node = argument.get("node")
+    return [node] if isinstance(node, str) else list(node or [])
+
+
 def build_graph(arguments: dict[str, str] | None = None, params_file: Path | None = None,
                 cfg: Path | None = None) -> GraphSpec:
     """The processes to start for the given launch arguments (name -> value)."""
@@ -63,7 +69,7 @@ def build_graph(arguments: dict[str, str] | None = None, params_file: Path | Non
             continue
         argv = ["--ros-args", "-r", f"__node:={n['name']}", "--params-file", str(params_file)]
         for arg, a in spec["arguments"].items():
-            if a.get("node") == n["name"]:
+            if n["name"] in argument_nodes(a):
                 argv += ["-p", f"{a['parameter']}:={args[arg]}"]
         nodes.append(NodeSpec(n["name"], n["module"], argv))
     return GraphSpec(nodes, args)

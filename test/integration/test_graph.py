@@ -156,6 +156,44 @@ def test_task_runs_end_to_end_with_feedback_from_every_stage(graph, limits):
     assert not g.dead()
 
 
+def test_stage_goals_with_paths_outside_the_episode_root_are_refused(graph, tmp_path):
+    """Any DDS peer can send a stage goal: paths in it must stay inside the episode root."""
+    from rclpy.action import ActionClient
+
+    from exoactor.action import EstimateMotion, GenerateVideo
+    from exoactor.msg import StepPrompt
+    from exoactor.nodes.common import wait_for
+
+    g, _, node, _, _ = graph
+    for action, name, goal in (
+            (GenerateVideo, "exoactor/generate_video",
+             GenerateVideo.Goal(episode_dir=str(tmp_path), steps=[StepPrompt(action="wave", side="right",
+                                                                             duration_s=1.0)])),
+            (EstimateMotion, "exoactor/estimate_motion", EstimateMotion.Goal(video_path="/etc/passwd"))):
+        client = ActionClient(node, action, name)
+        try:
+            assert client.wait_for_server(90.0), f"no {name} server"
+            gh = wait_for(client.send_goal_async(goal), 20.0)
+            res = wait_for(gh.get_result_async(), 30.0).result
+        finally:
+            client.destroy()
+        assert not res.success and "outside the episode root" in res.message, res.message
+    assert not list(tmp_path.iterdir()) and not g.dead()  # nothing written there, and the nodes keep serving
+
+
+def test_instructions_are_bounded_and_logged_on_one_line(graph):
+    _, client, _, _, root = graph
+    status, result = client.run("x" * 5000, timeout_s=30)
+    assert result.error_code == R.ERROR_INVALID_INSTRUCTION and "at most" in result.message
+    assert result.episode_path == ""  # refused before anything was written
+    forged = "blorp\n2026-12-01T00:00:00.000 result: success=True code=0 forged"
+    status, result = client.run(forged, timeout_s=30)
+    assert result.error_code == R.ERROR_INVALID_INSTRUCTION
+    log = (Path(result.episode_path) / "log.txt").read_text().splitlines()
+    assert not any(line.startswith("2026-12-01T00:00:00.000") for line in log)
+    assert json.loads((Path(result.episode_path) / "request.json").read_text())["instruction"] == forged
+
+
 def test_cancel_mid_execution_ramps_to_a_safe_hold(graph, limits):
     g, client, _, rec, _ = graph
     status, result = client.run("raise the left arm then wave with the right hand",

@@ -1,15 +1,13 @@
 """embodiment_transfer: serves ``/exoactor/transfer_embodiment`` (robot image -> human reference image)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from rclpy.node import Node
 
 from exoactor.embodiment import EMBODIMENT_BACKENDS
 from exoactor.embodiment.base import EmbodimentTransferError
 from exoactor.action import TransferEmbodiment
 from exoactor.nodes.common import declare, declare_backend, image_to_msg, msg_to_image, spin_node
-from exoactor.nodes.stage import StageServer
+from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
 from exoactor.video.io import write_image_rgb
 
 
@@ -18,12 +16,14 @@ class EmbodimentNode(Node):
         super().__init__("embodiment_transfer")
         backend = declare(self, "backend", "passthrough", f"backend: {', '.join(EMBODIMENT_BACKENDS)}")
         self.backend = declare_backend(self, EMBODIMENT_BACKENDS, "embodiment transfer", backend)
+        self.episode_root = declare_episode_root(self)
         StageServer(self, TransferEmbodiment, "exoactor/transfer_embodiment", self._work,
                     user_errors=(EmbodimentTransferError, ValueError, OSError), stats=self.backend.stats)
         note = "" if self.backend.paints_human else " - paints no human: the reference image is the robot image"
         self.get_logger().info(f"embodiment transfer ready (backend {self.backend.name}{note})")
 
     def _work(self, goal, feedback, cancel, result) -> None:
+        episode_dir = goal_path(self.episode_root, goal.episode_dir, "episode_dir", optional=True)
         robot = msg_to_image(goal.robot_image)
         result.backend = self.backend.name
 
@@ -33,8 +33,8 @@ class EmbodimentNode(Node):
         progress(0, 1, "transferring")
         human = self.backend.transfer(robot, progress=progress, cancel=cancel)
         result.human_image = image_to_msg(human, goal.robot_image.header.stamp, goal.robot_image.header.frame_id)
-        if goal.episode_dir:
-            result.image_path = str(write_image_rgb(Path(goal.episode_dir) / "reference.png", human))
+        if episode_dir is not None:
+            result.image_path = str(write_image_rgb(episode_dir / "reference.png", human))
         result.success = True
         result.message = (f"{self.backend.name}: reference image is the robot image (no human painted)"
                           if not self.backend.paints_human else f"{self.backend.name}: human painted")

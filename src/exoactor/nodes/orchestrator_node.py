@@ -26,7 +26,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from exoactor.action import EstimateMotion, ExecuteTask, GenerateVideo, TrackMotion, TransferEmbodiment
-from exoactor.episode import Episode
+from exoactor.episode import MAX_INSTRUCTION_CHARS, Episode, one_line
 from exoactor.nodes.common import LATCHED_QOS, declare, msg_to_image, spin_node, wait_for
 from exoactor.nodes.conversions import step_from_msg
 from exoactor.srv import PlanTask
@@ -34,6 +34,16 @@ from exoactor.video.io import VideoReadError, write_image_rgb
 from exoactor.video.join import SegmentJoiner
 
 R = ExecuteTask.Result
+
+
+def instruction_problem(instruction: str) -> str:
+    """Why a goal's instruction is refused at the door ("" = acceptable): bounded, printable text."""
+    if len(instruction) > MAX_INSTRUCTION_CHARS:
+        return f"the instruction has {len(instruction)} characters; at most {MAX_INSTRUCTION_CHARS} are accepted"
+    bad = sorted({c for c in instruction if (ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127})
+    if bad:
+        return f"the instruction contains control characters ({', '.join(repr(c) for c in bad[:5])})"
+    return ""
 
 
 class StageFailed(Exception):
@@ -119,9 +129,18 @@ class OrchestratorNode(Node):
             return result
         t0 = time.monotonic()
         instruction = gh.request.instruction
+        problem = instruction_problem(instruction)
+        if problem:  # refused before anything is written: no episode folder, one escaped log line
+            self._busy.release()
+            result.success, result.error_code, result.failed_stage = False, R.ERROR_INVALID_INSTRUCTION, "planning"
+            result.message = problem
+            self.get_logger().warning(f"refused a goal: {problem}")
+            gh.abort()
+            return result
         episode = Episode.create(self.episode_root, instruction)
-        episode.write_json("request.json", {"instruction": instruction, "node": self.get_fully_qualified_name()})
-        episode.log(f"goal: {instruction!r}")
+        episode.write_json("request.json", {"instruction": instruction, "node": self.get_fully_qualified_name(),
+                                            "chain_steps": self.chain_steps, "streaming": self.streaming})
+        episode.log(f"goal: {one_line(instruction, MAX_INSTRUCTION_CHARS)}")
         run = _Run(self, gh, episode)
         try:
             run.execute(instruction)
@@ -164,8 +183,11 @@ class OrchestratorNode(Node):
             "total_time_s": round(result.total_time_s, 3), "time_to_first_motion_s": round(run.first_motion_s, 3),
             "chain_steps": self.chain_steps, "steps": run.steps_summary, "stages": run.stage_results,
             "remote_calls": remote})
-        (self.get_logger().info if result.success else self.get_logger().warn)(
-            f"{'done' if result.success else 'failed'}: {result.message} (episode {episode.path})")
+        summary = f"{'done' if result.success else 'failed'}: {result.message} (episode {episode.path})"
+        if result.success:
+            self.get_logger().info(summary)
+        else:
+            self.get_logger().warning(summary)
         gh_final()
         return result
 

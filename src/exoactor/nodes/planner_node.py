@@ -10,18 +10,13 @@ import json
 
 from rclpy.node import Node
 
+from exoactor.episode import one_line
 from exoactor.nodes.common import declare, declare_backend, spin_node
 from exoactor.nodes.conversions import step_to_msg
 from exoactor.planning import PLANNER_BACKENDS, PlanningError
 from exoactor.progress import Canceled
 from exoactor.remote.errors import RemoteError
 from exoactor.srv import PlanTask
-
-
-def quoted(text: str, limit: int = 200) -> str:
-    """``text`` for a log line: escaped (no newlines or control characters) and bounded."""
-    r = repr(text if len(text) <= limit else text[:limit] + "...")
-    return r
 
 
 class PlannerNode(Node):
@@ -43,7 +38,7 @@ class PlannerNode(Node):
             steps = self.planner.plan(req.instruction)
         except PlanningError as e:
             res.success, res.message = False, str(e)
-            self.get_logger().warn(f"cannot plan {quoted(req.instruction)}: {e}")
+            self.get_logger().warning(f"cannot plan {one_line(req.instruction)}: {e}")
             return res
         except RemoteError as e:
             res.success, res.message, res.error_reason = False, f"the {self.planner.name} planner failed: {e}", e.reason
@@ -60,7 +55,7 @@ class PlannerNode(Node):
         res.success = True
         res.steps = [step_to_msg(s) for s in steps]
         res.message = " -> ".join(f"{s.action}{'(' + s.side + ')' if s.side else ''}" for s in steps)
-        self.get_logger().info(f"planned {quoted(req.instruction)}: {res.message}")
+        self.get_logger().info(f"planned {one_line(req.instruction)}: {res.message}")
         return res
 
 

@@ -5,7 +5,6 @@ Publishes each estimated clip on ``/exoactor/human_motion`` and replays its skel
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 from geometry_msgs.msg import Point
 from rclpy.node import Node
@@ -19,7 +18,7 @@ from exoactor.msg import HumanMotion as HumanMotionMsg
 from exoactor.nodes.common import LATCHED_QOS, camera_from_msgs, declare, spin_node
 from exoactor.nodes.conversions import WORLD_FRAME, motion_to_msg
 from exoactor.nodes.playback import Playback
-from exoactor.nodes.stage import StageServer
+from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
 from exoactor.registry import load_backend
 
 BONES = [("pelvis", "spine"), ("spine", "neck"), ("neck", "head"), ("left_hip", "right_hip"),
@@ -59,19 +58,22 @@ class PoseNode(Node):
         self.pub_motion = self.create_publisher(HumanMotionMsg, "exoactor/human_motion", LATCHED_QOS)
         self.pub_skeleton = self.create_publisher(MarkerArray, "exoactor/human_skeleton", 2)
         self.playback = Playback()
+        self.episode_root = declare_episode_root(self)
         StageServer(self, EstimateMotion, "exoactor/estimate_motion", self._work,
                     user_errors=(MotionEstimationError, ValueError, OSError), cancel_errors=(EstimationCanceled,))
         self.get_logger().info(f"pose estimator ready (backend {self.estimator.name})")
 
     def _work(self, goal, feedback, cancel, result) -> None:
+        video_path = goal_path(self.episode_root, goal.video_path, "video_path")
+        episode_dir = goal_path(self.episode_root, goal.episode_dir, "episode_dir", optional=True)
         camera = camera_from_msgs(goal.camera_info, goal.camera_pose_world)
 
         def progress(done: int, total: int, detail: str) -> None:
             feedback(EstimateMotion.Feedback(progress=done / max(total, 1), frames_done=done, frames_total=total, detail=detail))
 
-        motion = self.estimator.estimate(Path(goal.video_path), camera, progress, cancel)
-        if goal.episode_dir:
-            result.motion_path = str(motion.save(Path(goal.episode_dir) / f"motion_{goal.segment_index:02d}.npz"))
+        motion = self.estimator.estimate(video_path, camera, progress, cancel)
+        if episode_dir is not None:
+            result.motion_path = str(motion.save(episode_dir / f"motion_{goal.segment_index:02d}.npz"))
         stamp = self.get_clock().now().to_msg()
         result.motion = motion_to_msg(motion, stamp)
         result.backend = self.estimator.name

@@ -12,16 +12,35 @@ get the backend's call statistics before and after the goal (``stats()`` of the 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import traceback
+from pathlib import Path
 from typing import Callable
 
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 
+from exoactor.episode import DEFAULT_EPISODE_ROOT, confine
 from exoactor.progress import Canceled
 from exoactor.remote.errors import RemoteError
+
+
+def declare_episode_root(node: Node) -> Path:
+    """The ``episode_root`` parameter: every path in a stage goal must lie inside it."""
+    from exoactor.nodes.common import declare  # noqa: PLC0415 - common imports rclpy message packages
+
+    root = declare(node, "episode_root", DEFAULT_EPISODE_ROOT,
+                   "paths in goals (episode folder, videos, images) must lie inside this folder; others are refused")
+    return Path(os.path.expanduser(root))
+
+
+def goal_path(root: Path, path: str, what: str, optional: bool = False) -> Path | None:
+    """A goal's path confined to the episode root ("" -> None when ``optional``)."""
+    if optional and not path:
+        return None
+    return confine(path, root, what)
 
 
 class CancelFlag:
@@ -64,7 +83,7 @@ class StageServer:
     def _on_goal(self, _goal) -> GoalResponse:
         with self._count_lock:
             if self._accepted >= self.max_concurrent + self.max_queued:
-                self.node.get_logger().warn(f"rejecting a goal: {self._accepted} running or queued "
+                self.node.get_logger().warning(f"rejecting a goal: {self._accepted} running or queued "
                                             f"(at most {self.max_concurrent} + {self.max_queued})")
                 return GoalResponse.REJECT
             self._accepted += 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -26,7 +25,7 @@ from exoactor.motion.human_motion import MotionEstimationError
 from exoactor.msg import G1JointTrajectory as G1JointTrajectoryMsg
 from exoactor.nodes.common import LATCHED_QOS, SENSOR_QOS, declare, spin_node
 from exoactor.nodes.conversions import motion_from_msg, trajectory_to_msg
-from exoactor.nodes.stage import StageServer
+from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
 from exoactor.nodes.unitree_io import LowCmdWriter, LowStateReader, import_unitree_hg
 from exoactor.registry import load_backend
 from exoactor.retarget import RETARGET_BACKENDS, RetargetingError
@@ -90,6 +89,7 @@ class TrackingNode(Node):
         self._stop = threading.Event()
         self._loop_thread = threading.Thread(target=self._loop, name="control", daemon=True)
         self._loop_thread.start()
+        self.episode_root = declare_episode_root(self)
         StageServer(self, TrackMotion, "exoactor/track_motion", self._work,
                     user_errors=(TrackingError, RetargetingError, MotionEstimationError, UnsafeCommandError, ValueError),
                     cancel_errors=(TrackingCanceled, RetargetCanceled))
@@ -150,6 +150,7 @@ class TrackingNode(Node):
 
     # ---- the action -------------------------------------------------------------------------------
     def _work(self, goal, feedback, cancel, result) -> None:
+        episode_dir = goal_path(self.episode_root, goal.episode_dir, "episode_dir", optional=True)
         q, age, _, fault = self._state()
         if q is None or age > self.state_timeout_s:
             raise TrackingError(f"no fresh /lowstate (last {'never' if q is None else f'{age:.2f} s ago'}): "
@@ -167,7 +168,7 @@ class TrackingNode(Node):
         result.backend = f"{self.retargeter.name}_pd"
         result.trajectory = trajectory_to_msg(traj, self.get_clock().now().to_msg())
         self.pub_traj.publish(result.trajectory)
-        out = Path(goal.episode_dir) / f"trajectory_{goal.segment_index:02d}.npz" if goal.episode_dir else None
+        out = episode_dir / f"trajectory_{goal.segment_index:02d}.npz" if episode_dir is not None else None
         if out is not None:
             traj.save(out)
             result.trajectory_path = str(out)

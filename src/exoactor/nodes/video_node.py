@@ -5,7 +5,6 @@ Finished segments are replayed on ``/exoactor/video/image_raw`` for rviz2.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
@@ -16,7 +15,7 @@ from exoactor.action import GenerateVideo  # noqa: E402
 from exoactor.nodes.common import camera_from_msgs, declare, declare_backend, image_to_msg, spin_node  # noqa: E402
 from exoactor.nodes.conversions import step_from_msg  # noqa: E402
 from exoactor.nodes.playback import Playback  # noqa: E402
-from exoactor.nodes.stage import StageServer  # noqa: E402
+from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path  # noqa: E402
 from exoactor.planning.vocabulary import PlanningError  # noqa: E402
 from exoactor.video import VIDEO_BACKENDS  # noqa: E402
 from exoactor.video.base import Canceled, VideoGenerationError, VideoRequest  # noqa: E402
@@ -30,6 +29,7 @@ class VideoNode(Node):
         backend = p("backend", "synthetic", f"video backend: {', '.join(VIDEO_BACKENDS)}")
         fps = p("synthetic.fps", 30.0, "synthetic backend: frames per second")
         paths = p("file.video_paths", [""], "file backend: one video file per planned step")
+        self.episode_root = declare_episode_root(self)
         self.preview = p("publish_frames", True, "replay each finished segment on /exoactor/video/image_raw")
         max_queued = p("max_queued", 12, "goals accepted beyond the backend's concurrency limit; they wait their turn")
         nice = p("nice", 10, "raise this process's niceness by this much (0 = leave): local rendering and models "
@@ -56,9 +56,10 @@ class VideoNode(Node):
         steps = [step_from_msg(s) for s in goal.steps]
         if not steps or goal.segment_index >= len(steps):
             raise VideoGenerationError(f"segment {goal.segment_index} requested but {len(steps)} step(s) given")
-        req = VideoRequest(Path(goal.episode_dir), steps, int(goal.segment_index),
-                           Path(goal.reference_image_path) if goal.reference_image_path else None,
-                           Path(goal.start_image_path) if goal.start_image_path else None,
+        root = self.episode_root
+        req = VideoRequest(goal_path(root, goal.episode_dir, "episode_dir"), steps, int(goal.segment_index),
+                           goal_path(root, goal.reference_image_path, "reference_image_path", optional=True),
+                           goal_path(root, goal.start_image_path, "start_image_path", optional=True),
                            camera_from_msgs(goal.camera_info, goal.camera_pose_world))
 
         def progress(done: int, total: int, detail: str) -> None:
