@@ -26,7 +26,7 @@ def generate_launch_description():
                                          description="ROS 2 parameter file for all nodes"))
     for n in spec["nodes"]:
         overrides = {a["parameter"]: LaunchConfiguration(arg) for arg, a in spec["arguments"].items()
-                     if a.get("node") == n["name"]}
+                     if n["name"] in ([a["node"]] if isinstance(a.get("node"), str) else a.get("node") or [])}
         actions.append(Node(package="exoactor", executable=n["executable"], name=n["name"], output="screen",
                             parameters=[LaunchConfiguration("params_file"), overrides],
                             condition=IfCondition(LaunchConfiguration(n["if"])) if n.get("if") else None))
