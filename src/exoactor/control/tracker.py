@@ -1,8 +1,8 @@
 """The joint tracking controller behind ``/lowcmd``: ramp in, play, ramp to hold, damp.
 
 ROS-free and clock-agnostic: the caller passes times in seconds. Every command passes through
-:class:`exoactor.g1.safety.CommandLimits` (positions, speeds and per-tick change), so nothing it
-returns lies outside the robot's limits.
+:class:`exoactor.g1.safety.CommandLimits` (positions, speeds, per-tick change from the nominal
+control period, gains), so nothing it returns lies outside the robot's limits; damping too.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from enum import Enum
 
 import numpy as np
 
-from exoactor.g1.joints import DAMPING_KD, NUM_BODY_JOINTS
+from exoactor.g1.joints import NUM_BODY_JOINTS
 from exoactor.g1.safety import CommandLimits
 from exoactor.retarget.trajectory import G1JointTrajectory
 
@@ -23,7 +23,7 @@ class Phase(str, Enum):
     TRACKING = "tracking"  # playing the trajectory
     HOLDING = "holding"    # holding the last commanded pose
     TO_HOLD = "to_hold"    # ramping to the hold pose (cancel)
-    DAMPING = "damping"    # kp = 0, kd = DAMPING_KD: letting go safely (lost state, fault)
+    DAMPING = "damping"    # kp = 0, kd = limits.damping_kd: letting go safely (lost state, fault, e-stop)
 
 
 @dataclass
@@ -88,6 +88,8 @@ class JointTrackingController:
             start = self._last_q if holding else np.asarray(q_measured_rad, float)
             target = np.clip(traj.positions_rad[0], self.limits.q_min_rad, self.limits.q_max_rad)
             self._traj = traj
+            if not holding:
+                self._last_q = None  # the first command is the measured pose: no step from an old command
             self._log_t, self._log_cmd, self._log_meas = [], [], []
             self.clamped_total = 0
             if ramp_in or not holding:
@@ -126,9 +128,7 @@ class JointTrackingController:
             if self.phase == Phase.IDLE:
                 return None
             if self.phase == Phase.DAMPING:
-                q = self._last_q if self._last_q is not None else self.hold_pose_rad
-                return JointCommand(q.copy(), np.zeros(NUM_BODY_JOINTS), np.zeros(NUM_BODY_JOINTS),
-                                    np.full(NUM_BODY_JOINTS, DAMPING_KD), Phase.DAMPING, 0)
+                return self.damping_command()
             t = t_now - self._t_phase
             if self.phase in (Phase.RAMP_IN, Phase.TO_HOLD):
                 f, df = _min_jerk(t / self._ramp_T)
@@ -147,11 +147,18 @@ class JointTrackingController:
             else:  # HOLDING
                 q = self._last_q if self._last_q is not None else self.hold_pose_rad
                 dq = np.zeros(NUM_BODY_JOINTS)
-            dt = None if self._last_t is None else max(t_now - self._last_t, 1e-4)
-            q, dq, clamped = self.limits.apply(q, dq, self._last_q if dt is not None else None, dt)
-            self.clamped_total += clamped
-            self._last_q, self._last_t = q, t_now
-            return JointCommand(q, dq, self.kp.copy(), self.kd.copy(), self.phase, clamped)
+            # The step from the last command is bounded by the nominal period (limits.period_s), not
+            # by the time elapsed: after a stall the command catches up at the speed limit.
+            safe = self.limits.apply(q, dq, self._last_q, self.kp, self.kd)
+            self.clamped_total += safe.changed
+            self._last_q, self._last_t = safe.q, t_now
+            return JointCommand(safe.q, safe.dq, safe.kp, safe.kd, self.phase, safe.changed)
+
+    def damping_command(self) -> JointCommand:
+        """kp = 0, kd = damping: holds nothing, only slows the joints (also the loop's fallback)."""
+        q = self._last_q if self._last_q is not None else self.hold_pose_rad
+        d = self.limits.damping(q)
+        return JointCommand(d.q, d.dq, d.kp, d.kd, Phase.DAMPING, 0)
 
     # ---- progress and logging -----------------------------------------------------------------
     def tracking_progress(self, t_now: float) -> float:
