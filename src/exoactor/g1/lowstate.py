@@ -8,9 +8,11 @@ wireless_remote u8[40] @2032, reserve u32[4] @2072, crc u32 @2088 over bytes 0..
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from exoactor.g1.joints import NUM_MOTOR_SLOTS
+from exoactor.g1.joints import NUM_BODY_JOINTS, NUM_MOTOR_SLOTS
 from exoactor.g1.lowcmd import unitree_crc32
 
 IMU_DTYPE = np.dtype({"names": ["quaternion", "gyroscope", "accelerometer", "rpy", "temperature"],
@@ -29,3 +31,43 @@ LOWSTATE_DTYPE = np.dtype({"names": ["version", "mode_pr", "mode_machine", "tick
 def lowstate_crc(record: np.ndarray) -> int:
     """CRC of a LOWSTATE_DTYPE record (bytes 0..2087)."""
     return unitree_crc32(record.tobytes()[:2088])
+
+
+@dataclass(frozen=True)
+class LowStateSample:
+    """What the controller uses of one LowState (body motors 0..28, Unitree motor order).
+
+    q_rad, dq_rad_s: (29,); temperature_c: (29,) the hotter of each motor's two sensors (deg C);
+    motorstate: (29,) motor error flags (nonzero = fault); crc_ok: the CRC matched the content.
+    """
+
+    q_rad: np.ndarray
+    dq_rad_s: np.ndarray
+    mode_machine: int
+    tick: int
+    temperature_c: np.ndarray
+    motorstate: np.ndarray
+    crc_ok: bool
+
+    def problem(self) -> str:
+        """Why this state must not be used ('' if it may): bad CRC or non-finite joint values."""
+        if not self.crc_ok:
+            return "bad CRC"
+        if not (np.all(np.isfinite(self.q_rad)) and np.all(np.isfinite(self.dq_rad_s))):
+            return "non-finite joint values"
+        return ""
+
+    def faults(self) -> list[tuple[int, int]]:
+        """(motor index, error flags) of every body motor reporting a fault."""
+        return [(int(i), int(self.motorstate[i])) for i in np.flatnonzero(self.motorstate)]
+
+
+def sample_from_c_bytes(c_bytes: bytes) -> LowStateSample:
+    """LowStateSample from the 2092-byte C struct (CRC checked over bytes 0..2087)."""
+    if len(c_bytes) != LOWSTATE_DTYPE.itemsize:
+        raise ValueError(f"LowState is {LOWSTATE_DTYPE.itemsize} bytes, got {len(c_bytes)}")
+    rec = np.frombuffer(c_bytes, dtype=LOWSTATE_DTYPE)[0]
+    ms = rec["motor_state"][:NUM_BODY_JOINTS]
+    crc_ok = unitree_crc32(c_bytes[:2088]) == int(rec["crc"])
+    return LowStateSample(ms["q"].astype(float), ms["dq"].astype(float), int(rec["mode_machine"]), int(rec["tick"]),
+                          ms["temperature"].max(axis=1).astype(float), ms["motorstate"].copy(), crc_ok)

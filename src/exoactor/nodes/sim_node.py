@@ -1,7 +1,9 @@
 """g1_sim: the MuJoCo G1 standing in for the robot.
 
 Subscribes ``/lowcmd`` (unitree_hg/LowCmd; commands with a wrong CRC are dropped, as on the
-robot), applies the motor PD law every physics step in real time, and publishes ``/lowstate``
+robot, and so are malformed ones: wrong size or encoding, NaN/Inf, negative gains; each is counted
+and logged, none can raise out of the callback), applies the motor PD law every physics step in
+real time, and publishes ``/lowstate``
 (with CRC), ``/joint_states``, ``/tf`` (world -> pelvis and every link in its parent link, at the
 joint-state rate), ``/robot_description`` (URDF, transient local, as robot_state_publisher does),
 robot mesh markers for rviz2 (every visual geom), and the exocentric camera (image, camera_info,
@@ -9,6 +11,7 @@ and the optical frame's pose in the world; its TF is published by the camera nod
 """
 from __future__ import annotations
 
+import collections
 import os
 import threading
 import time
@@ -28,10 +31,10 @@ from exoactor.g1.joints import G1_JOINT_NAMES  # noqa: E402
 from exoactor.g1.model import ROOT_BODY, robot_body_ids  # noqa: E402
 from exoactor.g1.urdf import fixed_joint_transforms, geom_parts, urdf_from_model  # noqa: E402
 from exoactor.geometry import PinholeCamera, matrix_to_quat_wxyz, matrix_to_rpy, quat_wxyz_to_matrix  # noqa: E402
-from exoactor.nodes.common import (LATCHED_QOS, SENSOR_QOS, ConfigError, camera_info_msg,  # noqa: E402
+from exoactor.nodes.common import (LATCHED_QOS, ConfigError, camera_info_msg,  # noqa: E402
                                    camera_pose_msg, declare, image_to_msg, spin_node)
 from exoactor.nodes.frames import tf_message  # noqa: E402
-from exoactor.nodes.unitree_io import LowCmdReader, LowStateWriter, import_unitree_hg  # noqa: E402
+from exoactor.nodes.unitree_io import LowCmdReader, LowStateWriter, declare_unitree_qos, import_unitree_hg  # noqa: E402
 from exoactor.sim.g1_sim import ElasticBand, G1Simulator  # noqa: E402
 
 _MARKER_TYPES = {"mesh": Marker.MESH_RESOURCE, "box": Marker.CUBE, "sphere": Marker.SPHERE, "cylinder": Marker.CYLINDER}
@@ -66,7 +69,8 @@ class G1SimNode(Node):
         self.sim = G1Simulator(band=band, model_dir=model_dir or None, camera=self.camera if self.camera_rate > 0 else None)
         self._writer = LowStateWriter(mode_machine)
         LowCmd, LowState, _ = import_unitree_hg()
-        self.pub_lowstate = self.create_publisher(LowState, "lowstate", SENSOR_QOS)
+        lowcmd_qos, lowstate_qos = declare_unitree_qos(self, "lowcmd"), declare_unitree_qos(self, "lowstate")
+        self.pub_lowstate = self.create_publisher(LowState, "lowstate", lowstate_qos)
         self.pub_joints = self.create_publisher(JointState, "joint_states", 10)
         self.pub_tf = self.create_publisher(TFMessage, "/tf", 10)
         self.pub_markers = self.create_publisher(MarkerArray, "g1_sim/robot_markers", 1)
@@ -77,8 +81,9 @@ class G1SimNode(Node):
         self.pub_tf_static = self.create_publisher(TFMessage, "/tf_static", LATCHED_QOS)
         self._publish_description(description_file)
         self._reader = LowCmdReader()
-        self.create_subscription(LowCmd, "lowcmd", self._on_lowcmd, SENSOR_QOS, raw=True)
-        self.bad_crc = 0
+        self.create_subscription(LowCmd, "lowcmd", self._on_lowcmd, lowcmd_qos, raw=True)
+        self.dropped_lowcmds: collections.Counter[str] = collections.Counter()
+        """LowCmds dropped by reason (bad CRC, malformed, non-finite values, negative gains)."""
         self._mesh_markers = self._make_markers()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="physics", daemon=True)
@@ -96,11 +101,13 @@ class G1SimNode(Node):
                                f"{'on' if band.enabled else 'off'}, camera {width}x{height} @ {self.camera_rate} Hz)")
 
     def _on_lowcmd(self, data: bytes) -> None:
-        frame, ok = self._reader.read(data)
-        if not ok:
-            self.bad_crc += 1
-            if self.bad_crc in (1, 10, 100) or self.bad_crc % 1000 == 0:
-                self.get_logger().warn(f"dropped LowCmd with wrong CRC ({self.bad_crc} so far), as the robot would")
+        frame, why = self._reader.check(data)  # never raises
+        if frame is None:
+            self.dropped_lowcmds[why] += 1
+            n = sum(self.dropped_lowcmds.values())
+            if n in (1, 10, 100) or n % 1000 == 0:
+                counts = ", ".join(f"{k}: {v}" for k, v in sorted(self.dropped_lowcmds.items()))
+                self.get_logger().warn(f"dropped a LowCmd ({why}), as the robot would; {n} so far ({counts})")
             return
         self.sim.set_command(frame)
 

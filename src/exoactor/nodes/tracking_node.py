@@ -2,8 +2,10 @@
 
 HumanMotion -> G1 joint trajectory (whole-body IK, mink) -> unitree_hg/LowCmd at 500 Hz, ramping
 in from the measured pose, through the safety layer. It sends nothing until its first goal;
-afterwards it keeps holding the last pose. Cancel ramps to the hold pose; a stale /lowstate or a
-motor fault switches to damping and aborts the goal.
+afterwards it keeps holding the last pose. Cancel ramps to the hold pose. A stale /lowstate, a
+motor fault or over-temperature, an e-stop (topic ``exoactor/estop`` std_msgs/Bool, service
+``exoactor/estop`` std_srvs/Trigger; released by ``exoactor/estop_reset``) and any exception in the
+loop switch to damping and abort the goal at once (:mod:`exoactor.control.loop`).
 """
 from __future__ import annotations
 
@@ -15,18 +17,21 @@ import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
 
 from exoactor.action import TrackMotion
+from exoactor.control.loop import ControlLoop
 from exoactor.control.tracker import JointTrackingController, Phase
 from exoactor.g1.joints import DEFAULT_KD, DEFAULT_KP
 from exoactor.g1.model import joint_ranges_rad, stand_pose_rad
-from exoactor.g1.safety import CommandLimits, UnsafeCommandError
+from exoactor.g1.safety import DEFAULT_KD_MAX, DEFAULT_KP_MAX, CommandLimits, UnsafeCommandError
 from exoactor.motion.human_motion import MotionEstimationError
 from exoactor.msg import G1JointTrajectory as G1JointTrajectoryMsg
-from exoactor.nodes.common import LATCHED_QOS, SENSOR_QOS, declare, spin_node
+from exoactor.nodes.common import LATCHED_QOS, ConfigError, declare, spin_node
 from exoactor.nodes.conversions import motion_from_msg, trajectory_to_msg
 from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
-from exoactor.nodes.unitree_io import LowCmdWriter, LowStateReader, import_unitree_hg
+from exoactor.nodes.unitree_io import LowCmdWriter, LowStateReader, declare_unitree_qos, import_unitree_hg
 from exoactor.registry import load_backend
 from exoactor.retarget import RETARGET_BACKENDS, RetargetingError
 from exoactor.retarget.mink_retargeter import RetargetCanceled
@@ -53,38 +58,47 @@ class TrackingNode(Node):
         ramp_speed = p("ramp_speed_rad_s", 0.5, "ramps last at least max |dq| / this (rad/s)")
         kp = np.array(p("kp", DEFAULT_KP.tolist(), "position gains, Unitree motor order (29)"), dtype=float)
         kd = np.array(p("kd", DEFAULT_KD.tolist(), "velocity gains, Unitree motor order (29)"), dtype=float)
+        kp_max = np.array(p("kp_max", DEFAULT_KP_MAX.tolist(), "upper bound of every kp (29; default twice "
+                            "Unitree's example gains): higher kp is refused at start-up and clamped"), dtype=float)
+        kd_max = np.array(p("kd_max", DEFAULT_KD_MAX.tolist(), "upper bound of every kd (29; default 8, Unitree's "
+                            "damping kd): higher kd is refused at start-up and clamped"), dtype=float)
+        temp_warn = p("motor_temperature_warn_c", 80.0, "a motor this hot (deg C, LowState temperature) is logged")
+        temp_stop = p("motor_temperature_stop_c", 95.0,
+                      "a motor this hot (deg C) stops execution: damping, aborted goal")
         model_dir = p("model_dir", "", "folder with Menagerie's unitree_g1 files; '' = mujoco-menagerie package")
-        if kp.shape != (29,) or kd.shape != (29,) or np.any(kp < 0) or np.any(kd < 0):
-            raise SystemExit("tracking_controller: kp and kd must be 29 non-negative gains")
+        self._check_config(kp, kd, kp_max, kd_max, vmax, margin, temp_warn, temp_stop)
         self.retargeter = load_backend(RETARGET_BACKENDS, backend, "retargeting", model_dir=model_dir or None,
-                                       max_joint_velocity_rad_s=vmax)
+                                       max_joint_velocity_rad_s=vmax, joint_limit_margin_rad=margin)
         model = self.retargeter.model
-        self.limits = CommandLimits.from_ranges(joint_ranges_rad(model), vmax, margin)
+        self.limits = CommandLimits.from_ranges(joint_ranges_rad(model), vmax, margin, 1.0 / self.rate_hz,
+                                                kp_max, kd_max)
+        beyond = self.limits.gains_beyond(kp, kd)
+        if beyond:
+            raise ConfigError(f"gains beyond the bounds kp_max/kd_max: {'; '.join(beyond[:4])}"
+                              f"{f' (+{len(beyond) - 4} more)' if len(beyond) > 4 else ''}")
         self.controller = JointTrackingController(self.limits, kp, kd, stand_pose_rad(model), ramp_min, ramp_speed)
         LowCmd, LowState, _ = import_unitree_hg()
         self.writer = LowCmdWriter()
-        self.pub_cmd = self.create_publisher(LowCmd, "lowcmd", SENSOR_QOS)
+        lowcmd_qos, lowstate_qos = declare_unitree_qos(self, "lowcmd"), declare_unitree_qos(self, "lowstate")
+        self.pub_cmd = self.create_publisher(LowCmd, "lowcmd", lowcmd_qos)
         self.pub_traj = self.create_publisher(G1JointTrajectoryMsg, "exoactor/g1_trajectory", LATCHED_QOS)
-        self._state_reader = LowStateReader()
-        self._state_lock = threading.Lock()
-        self._raw: bytes | None = None
-        self._raw_t = -1e9
-        self._parsed_t = -2e9
-        self._q = None
-        self._mode_machine = 0
-        self._fault = False
+        self.core = ControlLoop(self.controller, LowStateReader().parse, self._encode, self.state_timeout_s,
+                                temp_warn, temp_stop, log=self._log)
         # The 500 Hz /lowstate stream is taken raw by an internal node on its own single-threaded
-        # executor (this node's multi-threaded executor costs too much per message) and only
-        # deserialised when the state is needed (at most every STATE_PARSE_PERIOD_S).
+        # executor (this node's multi-threaded executor costs too much per message); every message is
+        # checked there (CRC, size, finite values), so the control thread never parses. The e-stop
+        # lives on the same executor: no running goal can delay it.
         self._io_node = rclpy.create_node(f"{self.get_name()}_lowstate", namespace=self.get_namespace(),
                                           context=self.context, use_global_arguments=False)
         self._io_node.create_subscription(LowState, self.resolve_topic_name("lowstate"), self._on_lowstate,
-                                          SENSOR_QOS, raw=True)
+                                          lowstate_qos, raw=True)
+        self._io_node.create_subscription(Bool, self.resolve_topic_name("exoactor/estop"), self._on_estop_topic, 10)
+        self._io_node.create_service(Trigger, self.resolve_topic_name("exoactor/estop"), self._on_estop_service)
+        self._io_node.create_service(Trigger, self.resolve_topic_name("exoactor/estop_reset"), self._on_estop_reset)
         self._io_executor = SingleThreadedExecutor(context=self.context)
         self._io_executor.add_node(self._io_node)
         self._io_thread = threading.Thread(target=self._spin_io, name="lowstate", daemon=True)
         self._io_thread.start()
-        self.fault_reason = ""
         self._sent_t: collections.deque[float] = collections.deque(maxlen=60000)  # LowCmd send times
         self._stop = threading.Event()
         self._loop_thread = threading.Thread(target=self._loop, name="control", daemon=True)
@@ -96,9 +110,28 @@ class TrackingNode(Node):
         self.get_logger().info(f"tracking controller ready ({backend} retargeting, {self.rate_hz:.0f} Hz LowCmd, "
                                f"{'fast' if self.writer.fast else 'message-object'} encoding)")
 
-    # ---- robot state -------------------------------------------------------------------------
-    STATE_PARSE_PERIOD_S = 0.005
+    @staticmethod
+    def _check_config(kp, kd, kp_max, kd_max, vmax, margin, temp_warn, temp_stop) -> None:
+        """One clear line (ConfigError) for a parameter the safety layer cannot work with."""
+        for name, v in (("kp", kp), ("kd", kd), ("kp_max", kp_max), ("kd_max", kd_max)):
+            if v.shape != (29,) or not np.all(np.isfinite(v)) or np.any(v < 0):
+                raise ConfigError(f"parameter '{name}' must be 29 finite, non-negative gains (Unitree motor order)")
+        if not (np.isfinite(vmax) and vmax > 0):
+            raise ConfigError(f"parameter 'max_joint_velocity_rad_s' must be > 0, got {vmax}")
+        if not (np.isfinite(margin) and 0 <= margin < 0.2):
+            raise ConfigError(f"parameter 'joint_limit_margin_rad' must be in [0, 0.2), got {margin}")
+        if not temp_warn <= temp_stop:
+            raise ConfigError(f"parameter 'motor_temperature_warn_c' ({temp_warn}) must not exceed "
+                              f"'motor_temperature_stop_c' ({temp_stop})")
 
+    def _log(self, level: str, msg: str) -> None:
+        log = self.get_logger()
+        {"info": log.info, "warn": log.warning, "error": log.error}.get(level, log.error)(msg)
+
+    def _encode(self, cmd, mode_machine: int):
+        return self.writer.build(cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd, mode_machine)
+
+    # ---- robot state and e-stop (the I/O thread) -------------------------------------------------
     def _spin_io(self) -> None:
         try:
             self._io_executor.spin()
@@ -106,41 +139,43 @@ class TrackingNode(Node):
             pass
 
     def _on_lowstate(self, data: bytes) -> None:
-        with self._state_lock:
-            self._raw, self._raw_t = data, time.monotonic()
+        self.core.on_lowstate(data, time.monotonic())
+
+    def _on_estop_topic(self, msg: Bool) -> None:
+        if msg.data:
+            self.core.estop("topic exoactor/estop")
+
+    def _on_estop_service(self, _req, res):
+        self.core.estop("service exoactor/estop")
+        res.success, res.message = True, "e-stop engaged: damping; release with exoactor/estop_reset"
+        return res
+
+    def _on_estop_reset(self, _req, res):
+        res.success, res.message = self.core.estop_reset()
+        return res
 
     def _state(self):
-        """(q (29,) or None, age of the newest /lowstate in s, mode_machine, motor fault)."""
-        with self._state_lock:
-            raw, raw_t = self._raw, self._raw_t
-            if raw is not None and raw_t > self._parsed_t and time.monotonic() - self._parsed_t >= self.STATE_PARSE_PERIOD_S:
-                q, _dq, self._mode_machine, self._fault, _crc_ok = self._state_reader.read(raw)
-                self._q, self._parsed_t = q, raw_t
-                self.controller.observe(raw_t, q)
-            return self._q, time.monotonic() - raw_t, self._mode_machine, self._fault
+        """(q (29,) or None, age of the newest usable /lowstate in s, why not to move ('' = fine))."""
+        now = time.monotonic()
+        sample, age = self.core.state(now)
+        return (None if sample is None else sample.q_rad), age, self.core.problem(sample, age)
 
     # ---- 500 Hz loop ---------------------------------------------------------------------------
     def _loop(self) -> None:
+        """Never ends before close(): every failure becomes damping (ControlLoop.tick never raises)."""
         period = 1.0 / self.rate_hz
         next_t = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
-            active = self.controller.phase not in (Phase.IDLE, Phase.DAMPING)
-            q, age, mode_machine, fault = self._state()
-            if active and (age > self.state_timeout_s or fault):
-                self.fault_reason = (f"/lowstate is {age:.2f} s old (limit {self.state_timeout_s} s)" if not fault
-                                     else "a motor reports a fault in /lowstate")
-                self.get_logger().error(f"{self.fault_reason}: switching to damping")
-                self.controller.damp()
-            cmd = self.controller.tick(now)
-            if cmd is not None:
+            payload = self.core.tick(now)
+            if payload is not None:
                 try:
-                    self.pub_cmd.publish(self.writer.build(cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd, mode_machine))
+                    self.pub_cmd.publish(payload)
                     self._sent_t.append(now)
-                except Exception:  # noqa: BLE001 - only at shutdown (context gone): end the loop
+                except Exception as e:  # noqa: BLE001 - at shutdown (context gone) end the loop, else damp
                     if not self.context.ok():
                         return
-                    raise
+                    self.core.fail(f"publishing LowCmd failed: {type(e).__name__}: {e}")
             next_t += period
             delay = next_t - time.monotonic()
             if delay > 0:
@@ -150,13 +185,29 @@ class TrackingNode(Node):
 
     # ---- the action -------------------------------------------------------------------------------
     def _work(self, goal, feedback, cancel, result) -> None:
+        refused = self.core.begin_goal()
+        if refused:
+            raise TrackingError(refused)
+        try:
+            self._track(goal, feedback, cancel, result)
+        finally:
+            self.core.end_goal()
+
+    def _stopped(self, dropped0: int) -> TrackingError:
+        return TrackingError(f"execution stopped, robot damped: {self.core.stop_reason or 'robot state lost'}"
+                             f"{self._dropped_note(dropped0)}")
+
+    def _dropped_note(self, dropped0: int) -> str:
+        n = sum(self.core.bad_states.values()) - dropped0
+        return f"; {n} LowStates dropped ({self.core.bad_state_summary()} since start-up)" if n else ""
+
+    def _track(self, goal, feedback, cancel, result) -> None:
         episode_dir = goal_path(self.episode_root, goal.episode_dir, "episode_dir", optional=True)
-        q, age, _, fault = self._state()
-        if q is None or age > self.state_timeout_s:
-            raise TrackingError(f"no fresh /lowstate (last {'never' if q is None else f'{age:.2f} s ago'}): "
-                                "is the robot or the simulator running?")
-        if fault:
-            raise TrackingError("a motor reports a fault in /lowstate; not moving")
+        dropped0 = sum(self.core.bad_states.values())
+        q, age, why = self._state()
+        if why:
+            hint = ": is the robot or the simulator running?" if "lowstate" in why else ""
+            raise TrackingError(f"not moving: {why}{hint}{self._dropped_note(dropped0)}")
         motion = motion_from_msg(goal.motion)
         fb = TrackMotion.Feedback(phase="retargeting", progress=0.0)
         feedback(fb)
@@ -164,7 +215,18 @@ class TrackingNode(Node):
         def progress(done: int, total: int, _detail: str) -> None:
             feedback(TrackMotion.Feedback(phase="retargeting", progress=0.3 * done / max(total, 1)))
 
-        traj = self.retargeter.retarget(motion, progress, cancel)
+        stopped = self.core.stopped
+
+        class _CancelOrStop:  # retargeting also ends when execution is stopped (e-stop, fault)
+            def is_set(self) -> bool:
+                return cancel.is_set() or stopped.is_set()
+
+        try:
+            traj = self.retargeter.retarget(motion, progress, _CancelOrStop())
+        except RetargetCanceled:
+            if stopped.is_set():
+                raise self._stopped(dropped0) from None
+            raise
         result.backend = f"{self.retargeter.name}_pd"
         result.trajectory = trajectory_to_msg(traj, self.get_clock().now().to_msg())
         self.pub_traj.publish(result.trajectory)
@@ -172,22 +234,34 @@ class TrackingNode(Node):
         if out is not None:
             traj.save(out)
             result.trajectory_path = str(out)
-        q, _, _, _ = self._state()
-        self.fault_reason = ""
-        ramp = self.controller.start(traj, q, time.monotonic(), ramp_in=bool(goal.ramp_in))
+        q, _, why = self._state()
+        if why:
+            raise TrackingError(f"not moving: {why}{self._dropped_note(dropped0)}")
+        ramp = self.core.start_motion(lambda: self.controller.start(traj, q, time.monotonic(),
+                                                                    ramp_in=bool(goal.ramp_in)))
+        if ramp is None:
+            raise self._stopped(dropped0)
         t0 = time.monotonic()
         try:
             while True:
-                time.sleep(0.1)
+                # Wakes at once when the loop stops execution (fault, e-stop, exception): aborted in ms.
+                if stopped.wait(0.1):
+                    raise self._stopped(dropped0)
+                if not self._loop_thread.is_alive():
+                    self.core.fail("the control loop thread ended")
+                    raise self._stopped(dropped0)
                 now = time.monotonic()
                 phase = self.controller.phase
                 if phase == Phase.DAMPING:
-                    raise TrackingError(f"execution stopped, robot damped: {self.fault_reason or 'robot state lost'}")
+                    raise self._stopped(dropped0)
                 if cancel.is_set():
-                    hold_s = self.controller.go_to_hold(now)
+                    hold_s = self.core.start_motion(lambda: self.controller.go_to_hold(now))
+                    if hold_s is None:
+                        raise self._stopped(dropped0)
                     while self.controller.phase == Phase.TO_HOLD and time.monotonic() - now < hold_s + 1.0:
                         feedback(TrackMotion.Feedback(phase="to_hold", progress=1.0, time_s=float(time.monotonic() - t0)))
-                        time.sleep(0.1)
+                        if stopped.wait(0.1):
+                            raise self._stopped(dropped0)
                     raise TrackingCanceled(f"robot ramped to the hold pose in {time.monotonic() - now:.1f} s")
                 if phase == Phase.HOLDING:
                     break
@@ -196,18 +270,20 @@ class TrackingNode(Node):
         finally:
             # Whatever ended the goal, the trajectory file gets the tracking log and loop figures.
             rate_hz, p50_ms, p99_ms = self._loop_stats(t0)
+            dropped = sum(self.core.bad_states.values()) - dropped0
             if out is not None:
                 log_t, log_cmd, log_meas = self.controller.tracking_log()
                 traj.save(out, log_t_s=log_t - t0 if len(log_t) else log_t, log_commanded_rad=log_cmd,
                           log_measured_rad=log_meas, lowcmd_rate_hz=rate_hz, lowcmd_period_p50_ms=p50_ms,
-                          lowcmd_period_p99_ms=p99_ms)
-        self.get_logger().info(f"LowCmd loop during the goal: {rate_hz:.0f} Hz, period p50 {p50_ms:.2f} ms, p99 {p99_ms:.2f} ms")
+                          lowcmd_period_p99_ms=p99_ms, lowstate_dropped=dropped)
+        self.get_logger().info(f"LowCmd loop during the goal: {rate_hz:.0f} Hz, period p50 {p50_ms:.2f} ms, "
+                               f"p99 {p99_ms:.2f} ms; {dropped} LowStates dropped")
         result.tracking_rmse_rad = self.controller.tracking_rmse_rad()
         result.clamped_commands = int(self.controller.clamped_total)
         result.success = True
         result.message = (f"tracked {traj.duration_s:.1f} s after a {ramp:.1f} s ramp-in; "
                           f"joint RMSE {result.tracking_rmse_rad:.3f} rad, {result.clamped_commands} clamped command values; "
-                          f"LowCmd {rate_hz:.0f} Hz (period p99 {p99_ms:.1f} ms)")
+                          f"LowCmd {rate_hz:.0f} Hz (period p99 {p99_ms:.1f} ms){self._dropped_note(dropped0)}")
 
     def _loop_stats(self, since: float) -> tuple[float, float, float]:
         """(rate Hz, period p50 ms, period p99 ms) of the LowCmds sent since ``since``."""

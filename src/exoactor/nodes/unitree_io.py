@@ -1,7 +1,12 @@
 """unitree_hg LowCmd / LowState on the wire, with the CRC the robot checks.
 
 The 500 Hz streams use the numpy byte maps of :mod:`exoactor.g1.wire` (serialised bytes in, out)
-when a start-up check shows they agree with rclpy's serializer, else message objects.
+when a start-up check shows they agree with rclpy's serializer, else message objects. Readers
+check what they read (size, CRC, finite values) and say why a message must be dropped.
+
+QoS of ``/lowcmd`` and ``/lowstate``: unitree_ros2's G1 examples create both with a plain depth
+(``create_publisher<LowCmd>("/lowcmd", 10)``), i.e. RELIABLE, VOLATILE, KEEP_LAST 10; that is
+the default here, settable per node (``lowcmd_qos.*``, ``lowstate_qos.*``, :func:`declare_unitree_qos`).
 """
 from __future__ import annotations
 
@@ -9,11 +14,45 @@ import numpy as np
 
 from exoactor.g1.joints import NUM_BODY_JOINTS, NUM_MOTOR_SLOTS
 from exoactor.g1.lowcmd import LOWCMD_DTYPE, LowCmdFrame, unitree_crc32
-from exoactor.g1.lowstate import LOWSTATE_DTYPE, lowstate_crc
+from exoactor.g1.lowstate import LOWSTATE_DTYPE, LowStateSample, lowstate_crc, sample_from_c_bytes
 from exoactor.g1.wire import LOWCMD_MAP, LOWSTATE_MAP, check_against
 
 _CMD_FIELDS = ("q", "dq", "tau", "kp", "kd")
 _STATE_FIELDS = ("q", "dq", "ddq", "tau_est", "vol", "motorstate")
+
+
+UNITREE_QOS_DEFAULTS = {"reliability": "reliable", "depth": 10}
+"""unitree_ros2's G1 examples: a plain depth-10 QoS (reliable, volatile, keep last 10)."""
+
+
+def unitree_qos(reliability: str = "reliable", depth: int = 10):
+    """QoSProfile for /lowcmd or /lowstate; raises ValueError on an unknown reliability or depth < 1."""
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: PLC0415
+
+    policies = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
+    if reliability not in policies:
+        raise ValueError(f"reliability must be one of {', '.join(policies)}, got {reliability!r}")
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+    return QoSProfile(depth=depth, reliability=policies[reliability], durability=DurabilityPolicy.VOLATILE,
+                      history=HistoryPolicy.KEEP_LAST)
+
+
+def declare_unitree_qos(node, topic: str):
+    """Declare ``<topic>_qos.reliability`` and ``<topic>_qos.depth`` on ``node``; returns the QoSProfile.
+
+    A wrong value stops the node at start-up with one line (ConfigError)."""
+    from exoactor.nodes.common import ConfigError, declare  # noqa: PLC0415
+
+    rel = declare(node, f"{topic}_qos.reliability", UNITREE_QOS_DEFAULTS["reliability"],
+                  f"/{topic} QoS reliability: reliable (unitree_ros2's G1 examples) or best_effort; both ends "
+                  "must agree (a best_effort subscriber accepts a reliable publisher, not the other way round)")
+    depth = declare(node, f"{topic}_qos.depth", UNITREE_QOS_DEFAULTS["depth"],
+                    f"/{topic} QoS history depth (keep last)")
+    try:
+        return unitree_qos(rel, depth)
+    except ValueError as e:
+        raise ConfigError(f"parameter '{topic}_qos': {e}") from None
 
 
 def import_unitree_hg():
@@ -119,6 +158,21 @@ class LowCmdReader:
         self.LowCmd, _, _ = import_unitree_hg()
         self.fast = check_against(LOWCMD_MAP, self.LowCmd, lambda m: lowcmd_msg_to_record(m).tobytes())
 
+    def check(self, data: bytes) -> tuple[LowCmdFrame | None, str]:
+        """(frame, '') for a usable LowCmd, else (None, why it must be dropped). Never raises."""
+        try:
+            frame, crc_ok = self.read(data)
+        except Exception as e:  # noqa: BLE001 - whatever arrives, the receiver survives it
+            return None, f"malformed ({type(e).__name__}: {str(e)[:80]})"
+        if not crc_ok:
+            return None, "bad CRC"
+        n = NUM_BODY_JOINTS
+        if not all(np.all(np.isfinite(getattr(frame, f)[:n])) for f in _CMD_FIELDS):
+            return None, "non-finite values"
+        if np.any(frame.kp[:n] < 0) or np.any(frame.kd[:n] < 0):
+            return None, "negative gains"
+        return frame, ""
+
     def read(self, data: bytes) -> tuple[LowCmdFrame, bool]:
         if self.fast:
             rec = np.frombuffer(LOWCMD_MAP.to_c(data), dtype=LOWCMD_DTYPE)[0]
@@ -143,7 +197,8 @@ class LowStateWriter:
         self._rec = np.zeros((), dtype=LOWSTATE_DTYPE)
         self.fast = fast and check_against(LOWSTATE_MAP, self.LowState, lambda m: lowstate_msg_to_record(m).tobytes())
 
-    def build(self, tick: int, q, dq, ddq, tau, imu_quat_wxyz, gyro, acc, rpy):
+    def build(self, tick: int, q, dq, ddq, tau, imu_quat_wxyz, gyro, acc, rpy, temperature_c=None, motorstate=None):
+        """temperature_c: (29,) or (29, 2) motor temperatures; motorstate: (29,) error flags (default 0)."""
         rec = self._rec
         rec["mode_machine"] = self.mode_machine
         rec["tick"] = tick & 0xFFFFFFFF
@@ -153,6 +208,11 @@ class LowStateWriter:
         n = NUM_BODY_JOINTS
         ms["mode"][:n] = 1
         ms["q"][:n], ms["dq"][:n], ms["ddq"][:n], ms["tau_est"][:n] = q, dq, ddq, tau
+        if temperature_c is not None:
+            t = np.asarray(temperature_c)
+            ms["temperature"][:n] = t[:, None] if t.ndim == 1 else t
+        if motorstate is not None:
+            ms["motorstate"][:n] = motorstate
         rec["crc"] = lowstate_crc(rec)
         return LOWSTATE_MAP.to_cdr(rec.tobytes()) if self.fast else record_to_lowstate_msg(rec, self.LowState)
 
@@ -163,6 +223,13 @@ class LowStateReader:
     def __init__(self):
         _, self.LowState, _ = import_unitree_hg()
         self.fast = check_against(LOWSTATE_MAP, self.LowState, lambda m: lowstate_msg_to_record(m).tobytes())
+
+    def parse(self, data: bytes) -> LowStateSample:
+        """Everything the controller checks; raises ValueError on a malformed message (size, encoding)."""
+        if self.fast:
+            return sample_from_c_bytes(LOWSTATE_MAP.to_c(data))
+        from rclpy.serialization import deserialize_message  # noqa: PLC0415
+        return sample_from_c_bytes(lowstate_msg_to_record(deserialize_message(data, self.LowState)).tobytes())
 
     def read(self, data: bytes):
         if self.fast:

@@ -4,8 +4,10 @@ Correspondences: pelvis (position + heading), torso (orientation), feet (positio
 heading), knees and elbows (position, low weight), wrists (position). Lower-body targets are the
 human's scaled by the leg-length ratio; arm targets hang from the robot's own shoulders, scaled
 by the arm-length ratio. Each frame warm-starts from the previous one; joint position limits
-(ConfigurationLimit) and velocity limits (VelocityLimit) are enforced by the QP; feet targets
-never go below the floor.
+(ConfigurationLimit, kept ``joint_limit_margin_rad`` inside the limits: the same margin as the
+safety layer's) and velocity limits (VelocityLimit) are enforced by the QP; feet targets never go
+below the floor. Keypoints are looked up by the names the motion carries, which must be exactly
+:data:`HUMAN_KEYPOINTS` in order (anything else is refused with a RetargetingError).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import numpy as np
 from exoactor.g1.joints import G1_JOINT_NAMES
 from exoactor.g1.model import load_g1_model
 from exoactor.geometry import matrix_to_quat_wxyz, quat_wxyz_to_matrix, rot_z
-from exoactor.motion.human_motion import KP, HumanMotion
+from exoactor.motion.human_motion import HUMAN_KEYPOINTS, HumanMotion
 from exoactor.retarget.trajectory import G1JointTrajectory, RetargetingError
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -26,6 +28,24 @@ ProgressCallback = Callable[[int, int, str], None]
 
 class RetargetCanceled(RuntimeError):
     pass
+
+
+def keypoint_index(names) -> dict[str, int]:
+    """Name -> index of a motion's keypoints; RetargetingError unless they are HUMAN_KEYPOINTS in order."""
+    names = tuple(str(n) for n in names)
+    if names == HUMAN_KEYPOINTS:
+        return {n: i for i, n in enumerate(names)}
+    missing = [n for n in HUMAN_KEYPOINTS if n not in names]
+    unexpected = [n for n in names if n not in HUMAN_KEYPOINTS]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    parts = [f"missing {missing}"] if missing else []
+    parts += [f"unexpected {unexpected}"] if unexpected else []
+    parts += [f"duplicated {dup}"] if dup else []
+    if not parts:
+        i = next(i for i, (a, b) in enumerate(zip(names, HUMAN_KEYPOINTS)) if a != b)
+        parts = [f"misordered: position {i} is {names[i]!r}, expected {HUMAN_KEYPOINTS[i]!r}"]
+    raise RetargetingError(f"motion keypoint names do not match HUMAN_KEYPOINTS ({len(names)} names): "
+                           f"{'; '.join(parts)}")
 
 
 def _frame(z_axis: np.ndarray, y_hint: np.ndarray) -> np.ndarray:
@@ -54,7 +74,8 @@ class MinkRetargeter:
     name = "mink"
 
     def __init__(self, model_dir: str | None = None, max_joint_velocity_rad_s: float = 6.0,
-                 iterations_per_frame: int = 3, solver: str = "daqp", **_ignored):
+                 iterations_per_frame: int = 3, solver: str = "daqp", joint_limit_margin_rad: float = 0.02,
+                 **_ignored):
         import mink  # noqa: PLC0415
         import mujoco  # noqa: PLC0415
 
@@ -82,7 +103,8 @@ class MinkRetargeter:
         self.posture = mink.PostureTask(m, cost=0.02)
         self.posture.set_target(self.q_stand)
         self.max_joint_velocity_rad_s = float(max_joint_velocity_rad_s)
-        self.limits = [mink.ConfigurationLimit(m, min_distance_from_limits=0.02),
+        self.joint_limit_margin_rad = float(joint_limit_margin_rad)
+        self.limits = [mink.ConfigurationLimit(m, min_distance_from_limits=self.joint_limit_margin_rad),
                        mink.VelocityLimit(m, {n: self.max_joint_velocity_rad_s for n in G1_JOINT_NAMES})]
         jids = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, n) for n in G1_JOINT_NAMES]
         self._qadr = np.array([m.jnt_qposadr[j] for j in jids])
@@ -104,15 +126,16 @@ class MinkRetargeter:
                  cancel: threading.Event | None = None) -> G1JointTrajectory:
         mink = self._mink
         motion.validate()
+        ix = self._kp_index = keypoint_index(motion.keypoint_names)
         k = motion.keypoints_world_m
-        human_leg = np.median(np.linalg.norm(k[:, KP["left_hip"]] - k[:, KP["left_knee"]], axis=1)
-                              + np.linalg.norm(k[:, KP["left_knee"]] - k[:, KP["left_ankle"]], axis=1))
-        human_arm = np.median(np.linalg.norm(k[:, KP["left_shoulder"]] - k[:, KP["left_elbow"]], axis=1)
-                              + np.linalg.norm(k[:, KP["left_elbow"]] - k[:, KP["left_wrist"]], axis=1))
+        human_leg = np.median(np.linalg.norm(k[:, ix["left_hip"]] - k[:, ix["left_knee"]], axis=1)
+                              + np.linalg.norm(k[:, ix["left_knee"]] - k[:, ix["left_ankle"]], axis=1))
+        human_arm = np.median(np.linalg.norm(k[:, ix["left_shoulder"]] - k[:, ix["left_elbow"]], axis=1)
+                              + np.linalg.norm(k[:, ix["left_elbow"]] - k[:, ix["left_wrist"]], axis=1))
         if not (0.2 < human_leg < 1.5 and 0.15 < human_arm < 1.2):
             raise RetargetingError(f"implausible human limb lengths (leg {human_leg:.2f} m, arm {human_arm:.2f} m)")
         s_arm = self.arm_len / human_arm
-        human_ankle_z = float(np.median(np.minimum(k[:, KP["left_ankle"], 2], k[:, KP["right_ankle"], 2])))
+        human_ankle_z = float(np.median(np.minimum(k[:, ix["left_ankle"], 2], k[:, ix["right_ankle"], 2])))
         # Lower body: horizontal scale by leg length; vertical so that a standing human (pelvis
         # one straight leg above the ankle) maps onto the robot's standing pelvis height.
         lower = _LowerBodyMap(s_xy=self.leg_len / human_leg,
@@ -151,18 +174,20 @@ class MinkRetargeter:
 
     def _set_targets(self, kp: np.ndarray, root_quat_wxyz: np.ndarray, lower: "_LowerBodyMap", s_arm: float) -> None:
         SE3, SO3 = self._mink.SE3, self._mink.SO3
+        ix = self._kp_index
         r_root = quat_wxyz_to_matrix(root_quat_wxyz)
         heading = rot_z(np.arctan2(r_root[1, 0], r_root[0, 0]))
-        pelvis = lower(kp[KP["pelvis"]])
+        pelvis = lower(kp[ix["pelvis"]])
         self.tasks["pelvis"].set_target(SE3.from_rotation_and_translation(SO3.from_matrix(heading), pelvis))
-        torso_rot = _frame(kp[KP["neck"]] - kp[KP["pelvis"]], kp[KP["left_shoulder"]] - kp[KP["right_shoulder"]])
+        torso_rot = _frame(kp[ix["neck"]] - kp[ix["pelvis"]], kp[ix["left_shoulder"]] - kp[ix["right_shoulder"]])
         self.tasks["torso"].set_target(SE3.from_rotation_and_translation(SO3.from_matrix(torso_rot), np.zeros(3)))
         for side in ("left", "right"):
-            foot = lower(kp[KP[f"{side}_ankle"]])
+            foot = lower(kp[ix[f"{side}_ankle"]])
             foot[2] = max(foot[2], self.ankle_z)
             self.tasks[f"{side}_foot"].set_target(SE3.from_rotation_and_translation(SO3.from_matrix(heading), foot))
-            self.tasks[f"{side}_knee"].set_target(SE3.from_rotation_and_translation(SO3.identity(), lower(kp[KP[f"{side}_knee"]])))
+            knee = lower(kp[ix[f"{side}_knee"]])
+            self.tasks[f"{side}_knee"].set_target(SE3.from_rotation_and_translation(SO3.identity(), knee))
             shoulder = self._body_pos(f"{side}_shoulder_pitch_link")
             for task, name in ((f"{side}_elbow", f"{side}_elbow"), (f"{side}_hand", f"{side}_wrist")):
-                target = shoulder + s_arm * (kp[KP[name]] - kp[KP[f"{side}_shoulder"]])
+                target = shoulder + s_arm * (kp[ix[name]] - kp[ix[f"{side}_shoulder"]])
                 self.tasks[task].set_target(SE3.from_rotation_and_translation(SO3.identity(), target))

@@ -1,0 +1,215 @@
+"""The control loop's logic behind ``/lowcmd``: state intake, watchdogs, e-stop, never silence.
+
+ROS-free and clock-agnostic (the node passes monotonic seconds and raw message bytes):
+
+- :meth:`ControlLoop.on_lowstate` (the /lowstate thread) checks every LowState (size, CRC, finite
+  values); a bad one is counted by reason and dropped: it never refreshes the watchdog's freshness.
+- :meth:`ControlLoop.tick` (the control thread, every period) never raises and never goes
+  silent: while a motion runs, a stale state, a motor fault or an over-temperature motor switches to
+  damping; ANY exception (a malformed state, an unsafe command, a failing encoder) also switches
+  to damping and the tick still returns a damping command (a prebuilt one if even encoding fails).
+- Every switch to damping sets :attr:`ControlLoop.stopped` with a reason: the running goal waits on
+  that event and aborts at once, with the reason.
+- E-stop (:meth:`estop`) latches damping and refuses goals until :meth:`estop_reset`, which is only
+  accepted while no goal runs.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any, Callable
+
+import numpy as np
+
+from exoactor.control.tracker import JointCommand, JointTrackingController, Phase
+from exoactor.g1.joints import G1_JOINT_NAMES
+from exoactor.g1.lowstate import LowStateSample
+
+Log = Callable[[str, str], None]
+"""log(level, message), level in "info", "warn", "error"."""
+
+
+class ControlLoop:
+    def __init__(self, controller: JointTrackingController, parse_state: Callable[[bytes], LowStateSample],
+                 encode: Callable[[JointCommand, int], Any], state_timeout_s: float = 0.25,
+                 temperature_warn_c: float = 80.0, temperature_stop_c: float = 95.0, log: Log | None = None,
+                 observe_period_s: float = 0.005):
+        if not temperature_warn_c <= temperature_stop_c:
+            raise ValueError(f"temperature warning {temperature_warn_c} C above the stop {temperature_stop_c} C")
+        self.controller = controller
+        self.parse_state = parse_state
+        self.encode = encode
+        self.state_timeout_s = float(state_timeout_s)
+        self.temperature_warn_c = float(temperature_warn_c)
+        self.temperature_stop_c = float(temperature_stop_c)
+        self.log = log or (lambda _level, _msg: None)
+        self.observe_period_s = observe_period_s
+        self._lock = threading.RLock()
+        self.stopped = threading.Event()
+        """Set whenever execution was stopped (damping); the reason is :attr:`stop_reason`."""
+        self.stop_reason = ""
+        self.estopped = False
+        self.goal_active = False
+        self.bad_states: collections.Counter[str] = collections.Counter()
+        """Dropped LowStates by reason ("bad CRC", "non-finite joint values", "malformed (...)")."""
+        self.loop_errors = 0
+        self.ticks = 0
+        self._sample: LowStateSample | None = None
+        self._sample_t = -1e9
+        self._observed_t = -1e9
+        self._hot: set[int] = set()
+        self._mode_machine = 0
+        self._fallback_mm = -1
+        self._fallback: Any = None
+        self._rebuild_fallback(0)
+
+    # ---- /lowstate (its own thread) ----------------------------------------------------------
+    def on_lowstate(self, data: bytes, t_now: float) -> None:
+        """Check one LowState; keep it if usable, else count and drop it. Never raises."""
+        try:
+            sample = self.parse_state(data)
+            why = sample.problem()
+        except Exception as e:  # noqa: BLE001 - whatever arrives, the loop survives it
+            sample, why = None, f"malformed ({type(e).__name__})"
+        if why:
+            with self._lock:
+                self.bad_states[why] += 1
+                n = sum(self.bad_states.values())
+            if n in (1, 10, 100) or n % 1000 == 0:
+                self.log("warn", f"dropped a LowState ({why}); {n} dropped so far ({self.bad_state_summary()})")
+            return
+        with self._lock:
+            self._sample, self._sample_t = sample, t_now
+            if sample.mode_machine != self._mode_machine:
+                self._mode_machine = sample.mode_machine
+        if sample.mode_machine != self._fallback_mm:
+            self._rebuild_fallback(sample.mode_machine)
+        self._watch_temperature(sample)
+        if t_now - self._observed_t >= self.observe_period_s:
+            self._observed_t = t_now
+            self.controller.observe(t_now, sample.q_rad)
+
+    def _watch_temperature(self, s: LowStateSample) -> None:
+        hot = np.flatnonzero(s.temperature_c >= self.temperature_warn_c)
+        if len(hot) or self._hot:
+            for i in set(hot.tolist()) - self._hot:
+                self.log("warn", f"motor {i} ({G1_JOINT_NAMES[i]}) at {s.temperature_c[i]:.0f} C "
+                                 f"(warning {self.temperature_warn_c:.0f} C, stop {self.temperature_stop_c:.0f} C)")
+            cooled = self.temperature_warn_c - 5.0  # hysteresis: warn again only after cooling down
+            self._hot = {i for i in self._hot if s.temperature_c[i] >= cooled} | set(hot.tolist())
+
+    def state(self, t_now: float) -> tuple[LowStateSample | None, float]:
+        """(newest usable LowState or None, its age in s)."""
+        with self._lock:
+            return self._sample, t_now - self._sample_t
+
+    def bad_state_summary(self) -> str:
+        with self._lock:
+            return ", ".join(f"{why}: {n}" for why, n in sorted(self.bad_states.items())) or "none"
+
+    def problem(self, sample: LowStateSample | None, age: float) -> str:
+        """Why the robot must not be driven with this state ('' when it may)."""
+        if sample is None or age > self.state_timeout_s:
+            return (f"no usable /lowstate for {age:.2f} s (limit {self.state_timeout_s} s)" if sample is not None
+                    else "no usable /lowstate received")
+        faults = sample.faults()
+        if faults:
+            return "motor fault: " + ", ".join(f"motor {i} ({G1_JOINT_NAMES[i]}) error flags 0x{f:08x}"
+                                                for i, f in faults[:4])
+        over = np.flatnonzero(sample.temperature_c >= self.temperature_stop_c)
+        if len(over):
+            return "motor over-temperature fault: " + ", ".join(
+                f"motor {i} ({G1_JOINT_NAMES[i]}) {sample.temperature_c[i]:.0f} C" for i in over[:4]) + \
+                f" (stop at {self.temperature_stop_c:.0f} C)"
+        return ""
+
+    # ---- the control thread -------------------------------------------------------------------
+    def tick(self, t_now: float) -> Any:
+        """The LowCmd payload for this tick (None while idle: send nothing). Never raises."""
+        self.ticks += 1
+        mode_machine = self._mode_machine
+        try:
+            phase = self.controller.phase
+            if self.estopped and phase != Phase.DAMPING:
+                self.stop("e-stop engaged")
+            elif phase not in (Phase.IDLE, Phase.DAMPING):
+                sample, age = self.state(t_now)
+                why = self.problem(sample, age)
+                if why:
+                    self.stop(why)
+            cmd = self.controller.tick(t_now)
+            if cmd is None:
+                return None
+            return self.encode(cmd, mode_machine)
+        except Exception as e:  # noqa: BLE001 - every failure ends in damping, never in silence
+            self.loop_errors += 1
+            self.stop(f"control loop error: {type(e).__name__}: {e}")
+            try:
+                return self.encode(self.controller.damping_command(), mode_machine)
+            except Exception:  # noqa: BLE001 - even encoding failed: the prebuilt damping command
+                return self._fallback
+
+    def fail(self, what: str) -> None:
+        """Report a failure outside :meth:`tick` (e.g. publishing): damping and a stopped goal."""
+        self.loop_errors += 1
+        self.stop(what)
+
+    def stop(self, reason: str, always_log: bool = False) -> None:
+        """Switch to damping now; the running goal aborts with ``reason`` (the first reason is kept)."""
+        with self._lock:
+            first = not self.stopped.is_set()
+            self.controller.damp()
+            if first:
+                self.stop_reason = reason
+                self.stopped.set()
+        if first or always_log:
+            self.log("error", f"{reason}: switching to damping")
+
+    def _rebuild_fallback(self, mode_machine: int) -> None:
+        try:
+            self._fallback = self.encode(self.controller.damping_command(), mode_machine)
+            self._fallback_mm = mode_machine
+        except Exception as e:  # noqa: BLE001 - keep the previous one
+            self.log("error", f"cannot prebuild the damping command: {type(e).__name__}: {e}")
+
+    # ---- goals and e-stop -------------------------------------------------------------------
+    def begin_goal(self) -> str:
+        """Start a goal: '' or why it may not run (e-stop engaged)."""
+        with self._lock:
+            if self.estopped:
+                return "e-stop engaged: release it with /exoactor/estop_reset (std_srvs/Trigger) first"
+            self.goal_active = True
+            self.stopped.clear()
+            self.stop_reason = ""
+            return ""
+
+    def start_motion(self, start: Callable[[], float]) -> float | None:
+        """Run ``start`` (controller.start / go_to_hold) unless execution was stopped: None then.
+
+        Atomic with :meth:`stop`, so a stop can never be overridden by a motion starting after it."""
+        with self._lock:
+            if self.stopped.is_set() or self.estopped:
+                return None
+            return start()
+
+    def end_goal(self) -> None:
+        with self._lock:
+            self.goal_active = False
+
+    def estop(self, source: str) -> None:
+        """Latch damping (and abort the goal) until :meth:`estop_reset`."""
+        with self._lock:
+            self.estopped = True
+            if not self.goal_active:
+                self.stopped.clear()  # nothing to abort: keep the e-stop as the reason on record
+            self.stop(f"e-stop engaged ({source})", always_log=True)
+
+    def estop_reset(self) -> tuple[bool, str]:
+        with self._lock:
+            if not self.estopped:
+                return True, "e-stop was not engaged"
+            if self.goal_active:
+                return False, "a goal is still running; the e-stop stays engaged"
+            self.estopped = False
+        self.log("info", "e-stop released: damping until the next goal ramps from the measured pose")
+        return True, "e-stop released; the robot stays in damping until the next goal"
