@@ -16,12 +16,28 @@ import threading
 import numpy as np
 
 from exoactor.embodiment.base import EmbodimentTransfer, check_robot_image
-from exoactor.progress import NEVER_CANCELED, CancelToken, ProgressCallback, check_cancel, no_progress
+from exoactor.progress import (
+    NEVER_CANCELED,
+    CancelToken,
+    ProgressCallback,
+    check_cancel,
+    no_progress,
+)
 from exoactor.remote.cache import DEFAULT_CACHE_DIR, ResultCache, cache_key
 from exoactor.remote.errors import Reason, RemoteError
-from exoactor.remote.gemini import (GEMINI_BASE_URL, GEMINI_KEY_ENVS, answer_parts, block_message,
-                                    finish_reason, gemini_client, generate_content, quote, text_of)
+from exoactor.remote.gemini import (
+    GEMINI_BASE_URL,
+    GEMINI_KEY_ENVS,
+    answer_parts,
+    block_message,
+    finish_reason,
+    gemini_client,
+    generate_content,
+    quote,
+    text_of,
+)
 from exoactor.remote.http import RemoteStats
+from exoactor.remote.params import connection_parameters
 
 DEFAULT_PROMPT = (
     "Edit this photo. Replace the humanoid robot with a real adult human; change nothing else. "
@@ -109,22 +125,16 @@ class GeminiImageTransfer(EmbodimentTransfer):
 
     name = "gemini"
     paints_human = True
-    PARAMETERS = {
-        "base_url": (GEMINI_BASE_URL, "Gemini API base URL"),
-        "model": ("gemini-3-pro-image-preview", "Gemini image model id (e.g. gemini-2.5-flash-image)"),
-        "prompt": (DEFAULT_PROMPT, "instruction sent with the robot image"),
-        "image_size": ("2K", "imageConfig.imageSize: 1K, 2K or 4K ('' = the model's default; "
-                             "gemini-2.5-flash-image takes '')"),
-        "api_key_env": (GEMINI_KEY_ENVS, "environment variable(s) holding the API key, comma-separated"),
-        "api_key_file": ("", "file whose first line is the API key ('' = use api_key_env)"),
-        "connect_timeout_s": (10.0, "TCP connect timeout [s]"),
-        "read_timeout_s": (180.0, "time to wait for the generated image [s]"),
-        "max_retries": (3, "retries on 429/5xx/timeouts/connection errors"),
-        "backoff_base_s": (2.0, "first retry backoff [s] (doubles each retry, jittered)"),
-        "cache_dir": (DEFAULT_CACHE_DIR, "result cache folder ('' disables the cache)"),
-        "aspect_tolerance": (0.03, "allowed relative aspect-ratio deviation of the answer from the input"),
-        "min_output_side_px": (256, "smallest acceptable shorter side of the returned image [px]"),
-    }
+    PARAMETERS = connection_parameters(
+        {"base_url": GEMINI_BASE_URL,
+         "model": ("gemini-3-pro-image-preview", "Gemini image model id (e.g. gemini-2.5-flash-image)"),
+         "api_key_env": GEMINI_KEY_ENVS, "read_timeout_s": (180.0, "seconds to wait for the generated image"),
+         "max_retries": 3, "backoff_base_s": 2.0},
+        {"prompt": (DEFAULT_PROMPT, "instruction sent with the robot image"),
+         "image_size": ("2K", "imageConfig.imageSize: 1K, 2K or 4K ('' = the model's default; "
+                              "gemini-2.5-flash-image takes '')"),
+         "aspect_tolerance": (0.03, "allowed relative aspect-ratio deviation of the answer from the input"),
+         "min_output_side_px": (256, "smallest acceptable shorter side of the returned image [px]")})
 
     def __init__(self, base_url: str = GEMINI_BASE_URL, model: str = "gemini-3-pro-image-preview",
                  prompt: str = DEFAULT_PROMPT, image_size: str = "2K", api_key_env: str = GEMINI_KEY_ENVS,

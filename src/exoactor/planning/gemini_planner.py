@@ -5,8 +5,17 @@ from exoactor.planning.llm import LLMPlanner
 from exoactor.progress import CancelToken
 from exoactor.remote.cache import DEFAULT_CACHE_DIR
 from exoactor.remote.errors import Reason, RemoteError
-from exoactor.remote.gemini import (GEMINI_BASE_URL, GEMINI_KEY_ENVS, answer_parts, block_message, finish_reason,
-                                    gemini_client, generate_content, text_of)
+from exoactor.remote.gemini import (
+    GEMINI_BASE_URL,
+    GEMINI_KEY_ENVS,
+    answer_parts,
+    block_message,
+    finish_reason,
+    gemini_client,
+    generate_content,
+    text_of,
+)
+from exoactor.remote.params import connection_parameters
 
 
 class GeminiPlanner(LLMPlanner):
@@ -15,18 +24,10 @@ class GeminiPlanner(LLMPlanner):
     of ``candidates[0].content.parts``. See :class:`exoactor.planning.llm.LLMPlanner` for the errors."""
 
     name = "gemini"
-    PARAMETERS = {
-        "base_url": (GEMINI_BASE_URL, "Gemini API base URL"),
-        "model": ("gemini-2.5-flash", "Gemini text model id"),
-        "api_key_env": (GEMINI_KEY_ENVS, "environment variable(s) holding the API key, comma-separated"),
-        "api_key_file": ("", "file whose first line is the API key ('' = use api_key_env)"),
-        "temperature": (0.2, "sampling temperature"),
-        "connect_timeout_s": (10.0, "TCP connect timeout [s]"),
-        "read_timeout_s": (60.0, "time to wait for an answer [s]"),
-        "max_retries": (3, "retries on 429/5xx/timeouts/connection errors"),
-        "backoff_base_s": (1.0, "first retry backoff [s] (doubles each retry, jittered)"),
-        "cache_dir": (DEFAULT_CACHE_DIR, "plan cache folder ('' disables the cache)"),
-    }
+    PARAMETERS = connection_parameters(
+        {"base_url": GEMINI_BASE_URL, "model": ("gemini-2.5-flash", "Gemini text model id"),
+         "api_key_env": GEMINI_KEY_ENVS, "max_retries": 3},
+        {"temperature": (0.2, "sampling temperature")})
 
     def __init__(self, base_url: str = GEMINI_BASE_URL, model: str = "gemini-2.5-flash",
                  api_key_env: str = GEMINI_KEY_ENVS, api_key_file: str = "", temperature: float = 0.2,

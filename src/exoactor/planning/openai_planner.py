@@ -16,6 +16,7 @@ from exoactor.remote.cache import DEFAULT_CACHE_DIR
 from exoactor.remote.errors import Reason, RemoteError
 from exoactor.remote.gemini import env_names, quote
 from exoactor.remote.http import RemoteClient, server_message
+from exoactor.remote.params import connection_parameters
 from exoactor.remote.secrets import SecretSource, load_secret
 
 RESPONSE_FORMATS = ("json_schema", "json_object")
@@ -27,20 +28,15 @@ class OpenAIPlanner(LLMPlanner):
     See :class:`exoactor.planning.llm.LLMPlanner` for the errors."""
 
     name = "openai"
-    PARAMETERS = {
-        "base_url": ("http://localhost:11434/v1", "OpenAI-compatible API base URL (Ollama by default; "
-                                                  "https://api.openai.com/v1, http://localhost:8000/v1 for vLLM)"),
-        "model": ("llama3.1", "model name as the server knows it"),
-        "api_key_env": ("OPENAI_API_KEY", "environment variable(s) holding the API key ('' or unset: no key)"),
-        "api_key_file": ("", "file whose first line is the API key ('' = use api_key_env)"),
-        "response_format": ("json_schema", "json_schema (structured output) or json_object (older servers)"),
-        "temperature": (0.2, "sampling temperature"),
-        "connect_timeout_s": (5.0, "TCP connect timeout [s]"),
-        "read_timeout_s": (120.0, "time to wait for an answer [s] (local models can be slow)"),
-        "max_retries": (2, "retries on 429/5xx/timeouts/connection errors"),
-        "backoff_base_s": (1.0, "first retry backoff [s] (doubles each retry, jittered)"),
-        "cache_dir": (DEFAULT_CACHE_DIR, "plan cache folder ('' disables the cache)"),
-    }
+    PARAMETERS = connection_parameters(
+        {"base_url": ("http://localhost:11434/v1", "OpenAI-compatible API base URL (Ollama by default; "
+                                                   "https://api.openai.com/v1, http://localhost:8000/v1 for vLLM)"),
+         "model": ("llama3.1", "model name as the server knows it"),
+         "api_key_env": ("OPENAI_API_KEY", "environment variable(s) holding the API key ('' or unset: no key)"),
+         "connect_timeout_s": 5.0, "read_timeout_s": (120.0, "seconds to wait for a reply (local models can be slow)"),
+         "max_retries": 2},
+        {"response_format": ("json_schema", "json_schema (structured output) or json_object (older servers)"),
+         "temperature": (0.2, "sampling temperature")})
 
     def __init__(self, base_url: str = "http://localhost:11434/v1", model: str = "llama3.1",
                  api_key_env: str = "OPENAI_API_KEY", api_key_file: str = "", response_format: str = "json_schema",

@@ -24,12 +24,18 @@ from typing import Callable
 import numpy as np
 
 from exoactor.progress import CancelToken, ProgressCallback, check_cancel
-from exoactor.remote.cache import DEFAULT_CACHE_DIR, ResultCache, cache_key
+from exoactor.remote.cache import ResultCache, cache_key
 from exoactor.remote.errors import Reason, RemoteError
 from exoactor.remote.http import ErrorMapper, RemoteClient, RemoteStats
+from exoactor.remote.params import CONNECTION_PARAMETERS, ParameterSpec, parameters
 from exoactor.remote.secrets import SecretSource
 from exoactor.video.base import VideoGenerator, VideoRequest, VideoSegment
-from exoactor.video.io import VideoReadError, read_video_frames, video_info, write_image_rgb
+from exoactor.video.io import (
+    VideoReadError,
+    read_video_frames,
+    video_info,
+    write_image_rgb,
+)
 
 DEFAULT_NEGATIVE_PROMPT = ("camera movement, zoom, scene cut, blurry, distorted body, extra limbs, morphing, "
                            "text, watermark")
@@ -37,33 +43,19 @@ MIN_SIDE_PX, MAX_SIDE_PX = 16, 8192
 """A downloaded video whose frames are smaller or larger than this is rejected as broken."""
 MAX_DOWNLOAD_BYTES = 512 * 1024 ** 2
 
-COMMON_PARAMETERS: dict[str, tuple[object, str]] = {
-    "base_url": ("", "service base URL (http or https)"),
-    "model": ("", "model id"),
-    "api_key_env": ("", "environment variable(s) holding the API key, comma-separated (first set one wins)"),
-    "api_key_file": ("", "file whose first line is the API key (overrides api_key_env; '' = unset)"),
-    "connect_timeout_s": (10.0, "seconds to wait for a connection"),
-    "read_timeout_s": (60.0, "seconds to wait for a reply"),
-    "max_retries": (4, "retries of a request after a timeout, connection error, 429 or 5xx"),
-    "backoff_base_s": (1.0, "base of the jittered exponential backoff between retries (s)"),
+COMMON_PARAMETERS: ParameterSpec = {
+    **CONNECTION_PARAMETERS,
     "deadline_s": (600.0, "give up on a generation job that has not finished after this many seconds"),
     "poll_interval_s": (5.0, "first wait between status polls of a job (s); grows x1.5 per poll"),
     "max_poll_interval_s": (15.0, "longest wait between status polls (s)"),
-    "cache_dir": (DEFAULT_CACHE_DIR, "result cache folder ('' disables): a re-run with the same inputs is free"),
     "max_concurrent": (2, "segments generated at once by this backend"),
     "negative_prompt": (DEFAULT_NEGATIVE_PROMPT, "what the video should not show ('' = none)"),
 }
 
 
-def remote_parameters(overrides: dict[str, object], extra: dict[str, tuple[object, str]] | None = None
-                      ) -> dict[str, tuple[object, str]]:
-    """COMMON_PARAMETERS with per-backend defaults (``overrides``: key -> default) plus ``extra`` keys."""
-    out = {k: (overrides.get(k, d), desc) for k, (d, desc) in COMMON_PARAMETERS.items()}
-    unknown = set(overrides) - set(out)
-    if unknown:
-        raise KeyError(f"not common parameters: {sorted(unknown)}")
-    out.update(extra or {})
-    return out
+def remote_parameters(overrides: dict[str, object], extra: ParameterSpec | None = None) -> ParameterSpec:
+    """COMMON_PARAMETERS (connection + video job options) with per-backend defaults plus ``extra`` keys."""
+    return parameters(COMMON_PARAMETERS, overrides, extra)
 
 
 def env_names(value: str) -> tuple[str, ...]:
