@@ -56,6 +56,21 @@ def matrix_to_quat_wxyz(m: np.ndarray) -> np.ndarray:
     return out.reshape(m.shape[:-2] + (4,))
 
 
+def quat_mul_wxyz(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product ``a * b`` of (..., 4) quaternions (w, x, y, z): rotation ``b`` first, then ``a``."""
+    aw, ax, ay, az = np.moveaxis(np.asarray(a, dtype=np.float64), -1, 0)
+    bw, bx, by, bz = np.moveaxis(np.asarray(b, dtype=np.float64), -1, 0)
+    return np.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1)
+
+
+def quat_rotate_wxyz(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(..., 3) vectors ``v`` rotated by (..., 4) unit quaternions ``q`` (w, x, y, z)."""
+    q, v = np.asarray(q, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    t = 2.0 * np.cross(q[..., 1:], v)
+    return v + q[..., :1] * t + np.cross(q[..., 1:], t)
+
+
 def matrix_to_rpy(r: np.ndarray) -> np.ndarray:
     """(3, 3) rotation -> (roll, pitch, yaw) rad, fixed axes x, y, z: ``r = rot_z(yaw) @ rot_y(pitch) @ rot_x(roll)``
     (URDF ``rpy``, Unitree IMU ``rpy``)."""

@@ -13,7 +13,8 @@ import pytest
 from exoactor.g1.joints import G1_JOINT_NAMES
 from exoactor.g1.model import check_joint_layout, joint_ranges_rad, robot_body_ids
 from exoactor.g1.urdf import fixed_joint_transforms, g1_urdf, main
-from exoactor.geometry import matrix_to_rpy, quat_wxyz_to_matrix, rot_x, rot_y, rot_z
+from exoactor.geometry import (matrix_to_quat_wxyz, matrix_to_rpy, quat_mul_wxyz, quat_rotate_wxyz,
+                               quat_wxyz_to_matrix, rot_x, rot_y, rot_z)
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +120,16 @@ def test_rpy_round_trip():
     for roll, pitch, yaw in np.random.default_rng(1).uniform(-1.5, 1.5, (20, 3)):
         r = rot_z(yaw) @ rot_y(pitch) @ rot_x(roll)
         np.testing.assert_allclose(matrix_to_rpy(r), [roll, pitch, yaw], atol=1e-12)
+
+
+def test_quaternion_product_and_rotation_match_matrices():
+    rng = np.random.default_rng(2)
+    rots = [rot_z(a) @ rot_y(b) @ rot_x(c) for a, b, c in rng.uniform(-3, 3, (10, 3))]
+    qa, qb = matrix_to_quat_wxyz(np.array(rots[:5])), matrix_to_quat_wxyz(np.array(rots[5:]))
+    np.testing.assert_allclose(quat_wxyz_to_matrix(quat_mul_wxyz(qa, qb)), np.array(rots[:5]) @ np.array(rots[5:]),
+                               atol=1e-12)
+    v = rng.normal(size=(5, 3))
+    np.testing.assert_allclose(quat_rotate_wxyz(qa, v), np.einsum("nij,nj->ni", np.array(rots[:5]), v), atol=1e-12)
 
 
 def test_command_line_writes_the_urdf(tmp_path, urdf):

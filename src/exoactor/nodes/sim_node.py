@@ -30,10 +30,11 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 from exoactor.g1.joints import G1_JOINT_NAMES  # noqa: E402
 from exoactor.g1.model import ROOT_BODY, robot_body_ids  # noqa: E402
 from exoactor.g1.urdf import fixed_joint_transforms, geom_parts, urdf_from_model  # noqa: E402
-from exoactor.geometry import PinholeCamera, matrix_to_quat_wxyz, matrix_to_rpy, quat_wxyz_to_matrix  # noqa: E402
+from exoactor.geometry import (PinholeCamera, matrix_to_rpy, quat_mul_wxyz, quat_rotate_wxyz,  # noqa: E402
+                               quat_wxyz_to_matrix)
 from exoactor.nodes.common import (LATCHED_QOS, ConfigError, camera_info_msg,  # noqa: E402
                                    camera_pose_msg, declare, image_to_msg, spin_node)
-from exoactor.nodes.frames import tf_message  # noqa: E402
+from exoactor.nodes.frames import TransformStream, tf_message  # noqa: E402
 from exoactor.nodes.unitree_io import LowCmdReader, LowStateWriter, declare_unitree_qos, import_unitree_hg  # noqa: E402
 from exoactor.sim.g1_sim import ElasticBand, G1Simulator  # noqa: E402
 
@@ -80,6 +81,8 @@ class G1SimNode(Node):
         self.pub_description = self.create_publisher(String, "robot_description", LATCHED_QOS)
         self.pub_tf_static = self.create_publisher(TFMessage, "/tf_static", LATCHED_QOS)
         self._publish_description(description_file)
+        links = self.sim.link_frames if self.publish_link_tf else []
+        self._tf = TransformStream([(self.world_frame, ROOT_BODY), *links])
         self._reader = LowCmdReader()
         self.create_subscription(LowCmd, "lowcmd", self._on_lowcmd, lowcmd_qos, raw=True)
         self.dropped_lowcmds: collections.Counter[str] = collections.Counter()
@@ -194,21 +197,22 @@ class G1SimNode(Node):
         js.name = list(G1_JOINT_NAMES)
         js.position, js.velocity, js.effort = st.q_rad.tolist(), st.dq_rad_s.tolist(), st.tau_nm.tolist()
         self.pub_joints.publish(js)
-        transforms = [(self.world_frame, ROOT_BODY, st.base_pos_world_m, st.base_quat_wxyz)]
+        pos, quat = st.base_pos_world_m[None], st.base_quat_wxyz[None]
         if self.publish_link_tf:
-            transforms += self.sim.link_transforms()
-        self.pub_tf.publish(tf_message(stamp, transforms))
+            link_pos, link_quat = self.sim.link_transforms()
+            pos, quat = np.vstack([pos, link_pos]), np.vstack([quat, link_quat])
+        self.pub_tf.publish(self._tf.fill(stamp, pos, quat))
 
-    def _make_markers(self) -> list[tuple[str, np.ndarray, np.ndarray, Marker]]:
-        """One marker per visual geom of the robot (meshes: the model's own files), each with its pose
-        in its body: (body, position m, rotation matrix, marker)."""
+    def _make_markers(self) -> tuple[list[Marker], list[str], np.ndarray, np.ndarray]:
+        """One marker per visual geom of the robot (meshes: the model's own files): the markers, their
+        bodies, and their poses in those bodies (positions (n, 3) m, quaternions (n, 4) w, x, y, z)."""
         m = self.sim.model
-        out = []
+        markers, bodies, poses = [], [], []
         for part in geom_parts(m, self.sim.mesh_paths, robot_body_ids(m), roles=("visual",)):
             if part.shape == "mesh" and not os.path.isfile(part.mesh_file):
                 continue
             mk = Marker()
-            mk.ns, mk.id, mk.type, mk.action = "g1", len(out), _MARKER_TYPES[part.shape], Marker.ADD
+            mk.ns, mk.id, mk.type, mk.action = "g1", len(markers), _MARKER_TYPES[part.shape], Marker.ADD
             mk.header.frame_id = self.world_frame
             extent = {"mesh": part.size, "box": 2 * part.size,
                       "sphere": 2 * part.size[[0, 0, 0]], "cylinder": 2 * part.size[[0, 0, 1]]}[part.shape]
@@ -216,24 +220,28 @@ class G1SimNode(Node):
             if part.shape == "mesh":
                 mk.mesh_resource = f"file://{os.path.abspath(part.mesh_file)}"
             mk.color.r, mk.color.g, mk.color.b, mk.color.a = (float(v) for v in part.rgba)
-            out.append((part.body, part.pos_m, quat_wxyz_to_matrix(part.quat_wxyz), mk))
-        return out
+            markers.append(mk)
+            bodies.append(part.body)
+            poses.append(np.concatenate([part.pos_m, part.quat_wxyz]))
+        poses = np.array(poses).reshape(-1, 7)
+        return markers, bodies, poses[:, :3], poses[:, 3:]
 
     def _publish_markers(self) -> None:
-        if not self._mesh_markers:
+        markers, bodies, pos_in_body, quat_in_body = self._mesh_markers
+        if not markers:
             return
         stamp = self.get_clock().now().to_msg()
         poses = self.sim.body_poses()
-        arr = MarkerArray()
-        for body, pos_in_body, rot_in_body, mk in self._mesh_markers:
-            pos, quat = poses[body]
-            rot = quat_wxyz_to_matrix(quat)
+        body_pos = np.array([poses[b][0] for b in bodies])
+        body_quat = np.array([poses[b][1] for b in bodies])
+        pos = body_pos + quat_rotate_wxyz(body_quat, pos_in_body)
+        quat = quat_mul_wxyz(body_quat, quat_in_body)
+        for mk, p, q in zip(markers, pos.tolist(), quat.tolist()):
             mk.header.stamp = stamp
-            mk.pose.position.x, mk.pose.position.y, mk.pose.position.z = (float(v) for v in pos + rot @ pos_in_body)
+            mk.pose.position.x, mk.pose.position.y, mk.pose.position.z = p
             o = mk.pose.orientation
-            o.w, o.x, o.y, o.z = (float(v) for v in matrix_to_quat_wxyz(rot @ rot_in_body))
-            arr.markers.append(mk)
-        self.pub_markers.publish(arr)
+            o.w, o.x, o.y, o.z = q
+        self.pub_markers.publish(MarkerArray(markers=markers))
 
     def close(self) -> None:
         self._stop.set()

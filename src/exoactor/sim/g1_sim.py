@@ -14,7 +14,7 @@ import numpy as np
 from exoactor.g1.joints import G1_JOINT_NAMES, NUM_BODY_JOINTS
 from exoactor.g1.lowcmd import LowCmdFrame
 from exoactor.g1.model import check_joint_layout, load_g1_spec, mesh_file_paths, robot_body_ids, torque_limits_nm
-from exoactor.geometry import PinholeCamera, matrix_to_quat_wxyz
+from exoactor.geometry import PinholeCamera, matrix_to_quat_wxyz, quat_mul_wxyz
 
 
 @dataclass
@@ -78,7 +78,13 @@ class G1Simulator:
         """Source file of each mesh, indexed by mesh id (for mesh markers and the URDF)."""
         check_joint_layout(self.model)
         m = self.model
-        self._links = [(m.body(m.body_parentid[b]).name, m.body(b).name, b) for b in robot_body_ids(m)[1:]]
+        links = np.array(robot_body_ids(m)[1:])
+        self.link_frames = [(m.body(m.body_parentid[b]).name, m.body(b).name) for b in links]
+        """(parent, child) of every robot link below the pelvis, in :meth:`link_transforms` order."""
+        hinge = m.body_jntnum[links] > 0
+        joint = np.where(hinge, m.body_jntadr[links], 0)
+        self._link_offset = (m.body_pos[links].copy(), m.body_quat[links].copy())
+        self._link_hinge = (hinge, m.jnt_qposadr[joint], np.where(hinge[:, None], m.jnt_axis[joint], 0.0))
         # Position actuators -> torque motors: ctrl is the joint torque.
         m.actuator_gainprm[:, :] = 0.0
         m.actuator_gainprm[:, 0] = 1.0
@@ -179,21 +185,14 @@ class G1Simulator:
                 out[name] = (self.data.xpos[b].copy(), self.data.xquat[b].copy())
         return out
 
-    def link_transforms(self) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
-        """Every robot link below the pelvis in its parent link, as TF: (parent, child, position m,
-        quaternion w, x, y, z). Computed from the joint positions as robot_state_publisher does from
-        the URDF (exoactor.g1.urdf; link names are the body names), so it matches ``state()``."""
-        mj, m, qpos = self._mj, self.model, self.data.qpos
-        out = []
-        turn = np.zeros(4)
-        for parent, child, b in self._links:
-            quat = m.body_quat[b].copy()
-            if m.body_jntnum[b]:
-                j = m.body_jntadr[b]
-                mj.mju_axisAngle2Quat(turn, m.jnt_axis[j], qpos[m.jnt_qposadr[j]])
-                mj.mju_mulQuat(quat, m.body_quat[b], turn)
-            out.append((parent, child, m.body_pos[b].copy(), quat))
-        return out
+    def link_transforms(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every robot link (:attr:`link_frames`) in its parent link, as TF: positions (n, 3) m and
+        quaternions (n, 4) w, x, y, z. Computed from the joint positions as robot_state_publisher does
+        from the URDF (exoactor.g1.urdf; link names are the body names), so it matches ``state()``."""
+        pos, quat = self._link_offset
+        hinge, qadr, axis = self._link_hinge
+        half = np.where(hinge, self.data.qpos[qadr], 0.0)[:, None] / 2
+        return pos, quat_mul_wxyz(quat, np.concatenate([np.cos(half), axis * np.sin(half)], axis=1))
 
     def render(self) -> np.ndarray:
         """RGB image (H, W, 3) uint8 from the exocentric camera.
