@@ -8,7 +8,7 @@ by benchmarks/safety_fuzz.py), exactly as float32 on the wire:
   so a stalled loop never widens it (after a stall the command catches up at the speed limit);
 - ``|dq| <= dq_max``; ``dq = tau = 0`` on every joint whose position was clamped, and ``dq`` never
   points out of the window at a bound;
-- ``0 <= kp <= kp_max``, ``0 <= kd <= kd_max``;
+- ``0 <= kp <= kp_max``, ``0 <= kd <= kd_max``, ``|tau| <= tau_max`` (0 unless a bound is given);
 - a command with a non-finite value (or the wrong shape) is not made safe by clamping: it is
   refused (:meth:`apply` raises :class:`UnsafeCommandError`; :meth:`apply_batch` marks the row and
   returns the damping command for it) and the caller switches to damping.
@@ -71,7 +71,8 @@ class CommandLimits:
     q_min_rad/q_max_rad: joint position window already shrunk by the safety margin;
     dq_max_rad_s: joint speed bound for commanded velocities and, times ``period_s`` (the nominal
     control period), for the change of the position target between two ticks;
-    kp_max/kd_max: gain bounds; damping_kd: kd of the damping command (kp = 0).
+    kp_max/kd_max: gain bounds; damping_kd: kd of the damping command (kp = 0); tau_max_nm:
+    feed-forward torque bound (default 0: no feed-forward).
     """
 
     q_min_rad: np.ndarray
@@ -81,11 +82,12 @@ class CommandLimits:
     kp_max: np.ndarray = field(default_factory=lambda: _f32_inward(DEFAULT_KP_MAX, -1))
     kd_max: np.ndarray = field(default_factory=lambda: _f32_inward(DEFAULT_KD_MAX, -1))
     damping_kd: np.ndarray = field(default_factory=lambda: np.full(29, DAMPING_KD))
+    tau_max_nm: np.ndarray = field(default_factory=lambda: np.zeros(29))
 
     @classmethod
     def from_ranges(cls, q_range_rad: np.ndarray, dq_max_rad_s: float | np.ndarray, margin_rad: float = 0.02,
                     period_s: float = 1.0 / 500.0, kp_max: np.ndarray | None = None,
-                    kd_max: np.ndarray | None = None) -> "CommandLimits":
+                    kd_max: np.ndarray | None = None, tau_max_nm: np.ndarray | None = None) -> "CommandLimits":
         """Build from (29, 2) joint ranges; ``margin_rad`` keeps targets off the hard stops."""
         q_range_rad = np.asarray(q_range_rad, dtype=np.float64)
         lo = _f32_inward(q_range_rad[:, 0] + margin_rad, +1)
@@ -107,7 +109,9 @@ class CommandLimits:
         dq = bound(dq_max_rad_s, "joint speed bound")
         kpm = bound(DEFAULT_KP_MAX if kp_max is None else kp_max, "kp_max")
         kdm = bound(DEFAULT_KD_MAX if kd_max is None else kd_max, "kd_max")
-        return cls(lo, hi, dq, float(period_s), kpm, kdm, np.minimum(_f32_inward(np.full(n, DAMPING_KD), -1), kdm))
+        taum = bound(0.0 if tau_max_nm is None else tau_max_nm, "tau_max_nm")
+        return cls(lo, hi, dq, float(period_s), kpm, kdm, np.minimum(_f32_inward(np.full(n, DAMPING_KD), -1), kdm),
+                   taum)
 
     @property
     def step_max_rad(self) -> np.ndarray:
@@ -122,20 +126,6 @@ class CommandLimits:
         if not np.all(np.isfinite(q)):
             bad = np.argwhere(~np.isfinite(q))[:3].tolist()
             raise UnsafeCommandError(f"{what}: non-finite joint values at {bad}")
-
-    def gains_beyond(self, kp: np.ndarray, kd: np.ndarray) -> list[str]:
-        """Descriptions of gains outside [0, kp_max] / [0, kd_max] (start-up checks)."""
-        from exoactor.g1.joints import G1_JOINT_NAMES  # noqa: PLC0415
-
-        out = []
-        for name, g, gmax in (("kp", kp, self.kp_max), ("kd", kd, self.kd_max)):
-            g = np.asarray(g, dtype=np.float64)
-            if g.shape != gmax.shape:
-                out.append(f"{name} needs {gmax.shape[0]} values, got {g.size}")
-                continue
-            for i in np.flatnonzero(~(np.isfinite(g) & (g >= 0) & (g <= gmax))):
-                out.append(f"{name}[{i}] ({G1_JOINT_NAMES[i]}) = {g[i]:g} outside [0, {gmax[i]:g}]")
-        return out
 
     def damping(self, q_rad: np.ndarray | None) -> SafeCommand:
         """The damping command (kp = 0, kd = damping_kd, dq = tau = 0); ``q`` kept inside the window."""
@@ -185,7 +175,7 @@ class CommandLimits:
         clamped |= ~finite
         dq = np.clip(np.where(finite, dq_in, 0.0), -self.dq_max_rad_s, self.dq_max_rad_s)
         dq = np.where(clamped | ((q >= self.q_max_rad) & (dq > 0)) | ((q <= self.q_min_rad) & (dq < 0)), 0.0, dq)
-        tau = np.where(clamped | ~finite, 0.0, tau_in)
+        tau = np.clip(np.where(clamped | ~finite, 0.0, tau_in), -self.tau_max_nm, self.tau_max_nm)
         gains_kp = np.clip(np.where(finite, kp_in, 0.0), 0.0, self.kp_max)
         gains_kd = np.clip(np.where(finite, kd_in, 0.0), 0.0, self.kd_max)
         dq, tau = dq.astype(np.float32).astype(np.float64), tau.astype(np.float32).astype(np.float64)
@@ -193,8 +183,8 @@ class CommandLimits:
         gains_kd = gains_kd.astype(np.float32).astype(np.float64)
         if not np.all(ok):
             bad = ~ok[..., None]
-            hold = prev if prev is not None else np.broadcast_to((self.q_min_rad + self.q_max_rad) / 2, q.shape)
-            q = np.where(bad, np.clip(hold, self.q_min_rad, self.q_max_rad), q)
+            hold = self.damping(prev if prev is not None else None).q
+            q = np.where(bad, hold, q)
             dq, tau, gains_kp = (np.where(bad, 0.0, a) for a in (dq, tau, gains_kp))
             gains_kd = np.where(bad, self.damping_kd, gains_kd)
         return SafeCommand(q, dq, tau, gains_kp, gains_kd, clamped, ok)
@@ -218,6 +208,7 @@ class CommandLimits:
         bad |= np.abs(dq) > self.dq_max_rad_s
         bad |= (cmd.clamped & ((dq != 0) | (cmd.tau != 0)))
         bad |= (cmd.kp < 0) | (cmd.kp > self.kp_max) | (cmd.kd < 0) | (cmd.kd > self.kd_max)
+        bad |= np.abs(cmd.tau) > self.tau_max_nm
         if q_prev_rad is not None:
             bad |= np.abs(q - np.asarray(q_prev_rad, dtype=np.float64)) > self.step_max_rad
         for a in (q, dq, cmd.kp, cmd.kd, cmd.tau):  # exactly representable on the wire

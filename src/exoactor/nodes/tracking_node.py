@@ -23,8 +23,8 @@ from std_srvs.srv import Trigger
 from exoactor.action import TrackMotion
 from exoactor.control.loop import ControlLoop
 from exoactor.control.tracker import JointTrackingController, Phase
-from exoactor.g1.joints import DEFAULT_KD, DEFAULT_KP
-from exoactor.g1.model import joint_ranges_rad, stand_pose_rad
+from exoactor.g1.joints import DEFAULT_KD, DEFAULT_KP, G1_JOINT_NAMES
+from exoactor.g1.model import joint_ranges_rad, stand_pose_rad, torque_limits_nm
 from exoactor.g1.safety import DEFAULT_KD_MAX, DEFAULT_KP_MAX, CommandLimits, UnsafeCommandError
 from exoactor.motion.human_motion import MotionEstimationError
 from exoactor.msg import G1JointTrajectory as G1JointTrajectoryMsg
@@ -71,11 +71,7 @@ class TrackingNode(Node):
                                        max_joint_velocity_rad_s=vmax, joint_limit_margin_rad=margin)
         model = self.retargeter.model
         self.limits = CommandLimits.from_ranges(joint_ranges_rad(model), vmax, margin, 1.0 / self.rate_hz,
-                                                kp_max, kd_max)
-        beyond = self.limits.gains_beyond(kp, kd)
-        if beyond:
-            raise ConfigError(f"gains beyond the bounds kp_max/kd_max: {'; '.join(beyond[:4])}"
-                              f"{f' (+{len(beyond) - 4} more)' if len(beyond) > 4 else ''}")
+                                                kp_max, kd_max, tau_max_nm=torque_limits_nm(model))
         self.controller = JointTrackingController(self.limits, kp, kd, stand_pose_rad(model), ramp_min, ramp_speed)
         LowCmd, LowState, _ = import_unitree_hg()
         self.writer = LowCmdWriter()
@@ -116,6 +112,12 @@ class TrackingNode(Node):
         for name, v in (("kp", kp), ("kd", kd), ("kp_max", kp_max), ("kd_max", kd_max)):
             if v.shape != (29,) or not np.all(np.isfinite(v)) or np.any(v < 0):
                 raise ConfigError(f"parameter '{name}' must be 29 finite, non-negative gains (Unitree motor order)")
+        beyond = [f"{name}[{i}] ({G1_JOINT_NAMES[i]}) = {v[i]:g} > {name}_max {vmax_[i]:g}"
+                  for name, v, vmax_ in (("kp", kp, kp_max), ("kd", kd, kd_max)) for i in np.flatnonzero(v > vmax_)]
+        if beyond:
+            raise ConfigError(f"gains beyond their bounds: {'; '.join(beyond[:3])}"
+                              f"{f' (+{len(beyond) - 3} more)' if len(beyond) > 3 else ''}; lower them or raise "
+                              "kp_max/kd_max deliberately")
         if not (np.isfinite(vmax) and vmax > 0):
             raise ConfigError(f"parameter 'max_joint_velocity_rad_s' must be > 0, got {vmax}")
         if not (np.isfinite(margin) and 0 <= margin < 0.2):
