@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(f"{STATUS_NAMES.get(status, status)}: {result.message}")
         print(f"episode: {result.episode_path}")
+        page = Path(result.episode_path) / "index.html"
+        print(f"episode page: file://{page}" if page.is_file() else
+              f"episode page: not built (python -m exoactor.media {result.episode_path})")
         code = 0 if result.success else 1
     except KeyboardInterrupt:
         print("\ncanceling...")
