@@ -33,6 +33,11 @@ class UnsafeCommandError(ValueError):
     """A command that cannot be made safe by clamping (NaN/Inf, wrong shape)."""
 
 
+def _clip(x, lo, hi):
+    """np.clip without its per-call overhead (inputs are finite here)."""
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 def _f32_inward(x: np.ndarray, direction: float) -> np.ndarray:
     """float32-representable values no further out than ``x`` (direction +1: round up, -1: down)."""
     x = np.asarray(x, dtype=np.float64)
@@ -132,7 +137,7 @@ class CommandLimits:
         mid = (self.q_min_rad + self.q_max_rad) / 2
         q = mid if q_rad is None else np.asarray(q_rad, dtype=np.float64)
         q = np.where(np.isfinite(q), q, mid).astype(np.float32).astype(np.float64)
-        q = np.clip(q, self.q_min_rad, self.q_max_rad)
+        q = _clip(q, self.q_min_rad, self.q_max_rad)
         z = np.zeros(q.shape)
         return SafeCommand(q, z, z.copy(), z.copy(), np.broadcast_to(self.damping_kd, q.shape).copy(),
                            np.zeros(q.shape, bool), np.ones(q.shape[:-1], bool))
@@ -158,26 +163,26 @@ class CommandLimits:
         finite = np.isfinite(q_in) & np.isfinite(dq_in) & np.isfinite(kp_in) & np.isfinite(kd_in) & np.isfinite(tau_in)
         ok = np.all(finite, axis=-1)
         q0 = np.where(finite, q_in, 0.0)
-        q = np.clip(q0, self.q_min_rad, self.q_max_rad)
+        q = _clip(q0, self.q_min_rad, self.q_max_rad)
         prev = None
         if q_prev_rad is not None:
             prev = np.broadcast_to(np.asarray(q_prev_rad, dtype=np.float64), q.shape)
             step = self.step_max_rad
-            q = np.clip(np.clip(q, prev - step, prev + step), self.q_min_rad, self.q_max_rad)
+            q = _clip(_clip(q, prev - step, prev + step), self.q_min_rad, self.q_max_rad)
         # float32 on the wire: round, and where rounding crossed the step bound, move one ulp back.
         q32 = q.astype(np.float32)
         if prev is not None:
             over = np.abs(q32.astype(np.float64) - prev) > self.step_max_rad
             if np.any(over):
                 q32 = np.where(over, np.nextafter(q32, prev.astype(np.float32)), q32)
-        q = np.clip(q32.astype(np.float64), self.q_min_rad, self.q_max_rad)
+        q = _clip(q32.astype(np.float64), self.q_min_rad, self.q_max_rad)
         clamped = (q != q_in) & (np.abs(q - q_in) > 1e-6)  # float32 rounding alone is not a clamp
         clamped |= ~finite
-        dq = np.clip(np.where(finite, dq_in, 0.0), -self.dq_max_rad_s, self.dq_max_rad_s)
+        dq = _clip(np.where(finite, dq_in, 0.0), -self.dq_max_rad_s, self.dq_max_rad_s)
         dq = np.where(clamped | ((q >= self.q_max_rad) & (dq > 0)) | ((q <= self.q_min_rad) & (dq < 0)), 0.0, dq)
-        tau = np.clip(np.where(clamped | ~finite, 0.0, tau_in), -self.tau_max_nm, self.tau_max_nm)
-        gains_kp = np.clip(np.where(finite, kp_in, 0.0), 0.0, self.kp_max)
-        gains_kd = np.clip(np.where(finite, kd_in, 0.0), 0.0, self.kd_max)
+        tau = _clip(np.where(clamped | ~finite, 0.0, tau_in), -self.tau_max_nm, self.tau_max_nm)
+        gains_kp = _clip(np.where(finite, kp_in, 0.0), 0.0, self.kp_max)
+        gains_kd = _clip(np.where(finite, kd_in, 0.0), 0.0, self.kd_max)
         dq, tau = dq.astype(np.float32).astype(np.float64), tau.astype(np.float32).astype(np.float64)
         gains_kp = gains_kp.astype(np.float32).astype(np.float64)
         gains_kd = gains_kd.astype(np.float32).astype(np.float64)
