@@ -140,8 +140,21 @@ def test_task_runs_end_to_end_with_feedback_from_every_stage(graph, limits):
     assert progress[-1] == pytest.approx(1.0) and all(b >= a - 1e-6 for a, b in zip(progress, progress[1:]))
     ep = Path(result.episode_path)
     for f in ("input.png", "reference.png", "steps.json", "segment_00.mp4", "motion_00.npz", "trajectory_00.npz",
-              "timings.json", "log.txt", "result.json"):
+              "timings.json", "log.txt", "result.json", "camera.json", "index.html", "episode.webm",
+              "plot_timeline.png", "plot_tracking.png", "plot_root_path.png"):
         assert (ep / f).is_file(), f
+    # The episode's four-panel video moves (the robot panel re-renders the measured joints).
+    import cv2
+    cap = cv2.VideoCapture(str(ep / "episode.webm"))
+    frames = []
+    while len(frames) < 400:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame.astype(np.int16))
+    cap.release()
+    assert len(frames) > 10 and np.abs(frames[len(frames) // 2] - frames[0]).mean() > 1.0
+    assert any(f.stage == "episode_media" for f in feedback)
     # The simulated robot followed the commanded trajectory.
     z = np.load(ep / "trajectory_00.npz")
     assert len(z["log_t_s"]) > 50

@@ -75,7 +75,7 @@ class Rig:
                                     **{f"gemini.{k}": v for k, v in FAST.items()}},
             "task_planner": planner_params,
             "video_generator": video,
-            "orchestrator": {"chain_steps": chain},
+            "orchestrator": {"chain_steps": chain, "episode_media": False},  # media: test_graph.py
         }
         env = {"GEMINI_API_KEY": GEMINI_KEY, "OPENAI_API_KEY": OPENAI_KEY,
                "KLING_ACCESS_KEY": KLING_AK, "KLING_SECRET_KEY": KLING_SK}

@@ -13,6 +13,7 @@ videos joined, with per-step timestamps).
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -27,7 +28,8 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from exoactor.action import EstimateMotion, ExecuteTask, GenerateVideo, TrackMotion, TransferEmbodiment
 from exoactor.episode import MAX_INSTRUCTION_CHARS, Episode, one_line
-from exoactor.nodes.common import LATCHED_QOS, declare, msg_to_image, spin_node, wait_for
+from exoactor.media import CAMERA_FILE, build_episode_media, save_camera
+from exoactor.nodes.common import LATCHED_QOS, camera_from_msgs, declare, msg_to_image, spin_node, wait_for
 from exoactor.nodes.conversions import step_from_msg
 from exoactor.srv import PlanTask
 from exoactor.video.io import VideoReadError, write_image_rgb
@@ -86,6 +88,8 @@ class OrchestratorNode(Node):
         self.chain_steps = p("chain_steps", True, "true: step k+1's video starts from step k's last frame (generated "
                              "one after the other, overlapping execution); false: every step starts from the "
                              "reference image and all are generated at once")
+        self.episode_media = p("episode_media", True, "after every goal, build the episode's four-panel video, plots "
+                               "and index.html (seconds of CPU while the robot holds; the result waits for it)")
         self.streaming = p("streaming", True, "true: generate the next step while the current one is estimated and "
                            "executed; false: strictly one stage after the other (slower; for comparison)")
         cb = ReentrantCallbackGroup()
@@ -118,6 +122,34 @@ class OrchestratorNode(Node):
     def _on_pose(self, msg: PoseStamped) -> None:
         with self._cam_lock:
             self._pose = msg
+
+    def _build_media(self, run: "_Run", episode: Episode, result) -> None:
+        """The episode's video, plots and index.html, built at low CPU priority (the controller keeps its
+        share of the CPU while the robot holds); failures only cost the media (they are logged)."""
+        t0 = time.monotonic()
+
+        def build():
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # this thread only (Linux)
+            except (AttributeError, OSError):
+                pass
+            try:
+                out["media"] = build_episode_media(
+                    episode.path, lambda d, n, detail: run.feedback("episode_media", d / max(n, 1), detail))
+            except Exception as e:  # noqa: BLE001 - media must never turn a result into a crash
+                out["error"] = f"{type(e).__name__}: {e}"
+
+        out: dict = {}
+        run.feedback("episode_media", 0.0, "building the episode's video, plots and page")
+        worker = threading.Thread(target=build, name="episode-media", daemon=True)
+        worker.start()
+        worker.join()
+        media = out.get("media") or {}
+        episode.record_time("episode_media", time.monotonic() - t0)
+        if media.get("index_html"):
+            episode.log(f"episode page: {media['index_html']} ({len(media.get('warnings', []))} warning(s))")
+        else:
+            episode.log(f"episode media not built: {out.get('error') or media.get('warnings')}")
 
     # ---- the task ---------------------------------------------------------------------------------
     def _execute(self, gh):
@@ -177,6 +209,8 @@ class OrchestratorNode(Node):
         if remote:
             episode.write_json("remote_calls.json", remote)
         episode.log(f"result: success={result.success} code={result.error_code} {result.message}")
+        if self.episode_media:
+            self._build_media(run, episode, result)
         episode.write_json("result.json", {
             "success": result.success, "error_code": int(result.error_code), "failed_stage": result.failed_stage,
             "message": result.message, "error_reason": result.error_reason, "episode_path": result.episode_path,
@@ -240,7 +274,7 @@ class _Run:
     def _overall(self, stage: str, stage_progress: float) -> float:
         if stage in self.progress.SETUP:
             return self.progress.overall(stage, stage_progress, 0)
-        if stage == "done":
+        if stage in ("done", "episode_media"):  # the media are built after the last step
             return 1.0
         n = max(self.progress.num_steps, 1)
         done = sum((b - a) * self._step_progress.get((k, st), 0.0)
@@ -324,6 +358,7 @@ class _Run:
         self.feedback("camera", 0.0, "waiting for the exocentric camera")
         image, info, pose = self._camera()
         write_image_rgb(ep.file("input.png"), msg_to_image(image))
+        save_camera(ep.file(CAMERA_FILE), camera_from_msgs(info, pose.pose))
         # 3. embodiment transfer
         res = self._timed("embodiment_transfer", 0, lambda: self._call(
             "embodiment_transfer", R.ERROR_EMBODIMENT_TRANSFER,
