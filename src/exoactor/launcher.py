@@ -3,11 +3,13 @@
     python -m exoactor.launcher [sim:=true] [video_backend:=synthetic] [--params-file F] [--log-dir D]
 
 Reads config/pipeline.yaml (nodes, arguments) and config/params.yaml exactly as
-launch/pipeline.launch.py does. Ctrl-C (SIGINT) or SIGTERM stops every node.
+launch/pipeline.launch.py does. Ctrl-C (SIGINT) or SIGTERM stops every node (each gets the same
+signal, then SIGTERM, then SIGKILL if it is still running; exit status 0 when all stopped in time).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -75,26 +77,39 @@ def build_graph(arguments: dict[str, str] | None = None, params_file: Path | Non
     return GraphSpec(nodes, args)
 
 
+LAUNCHER_PID_ENV = "EXOACTOR_LAUNCHER_PID"
+"""Set for every node the launcher starts: a node ends (SIGTERM) when its launcher dies, even by SIGKILL."""
+
+
 class Graph:
-    """Running node processes. Output goes to ``log_dir/<node>.log`` or, without one, to stdout."""
+    """Running node processes. Output goes to ``log_dir/<node>.log`` or, without one, to stdout.
+
+    Each node runs in its own session and process group: a terminal's Ctrl-C reaches only the
+    launcher, which stops the nodes once (:meth:`stop`), and stopping a node's group also ends any
+    process it started.
+    """
 
     def __init__(self, spec: GraphSpec, log_dir: Path | None = None, env: dict[str, str] | None = None):
         self.spec = spec
         self.log_dir = Path(log_dir) if log_dir else None
-        self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", LAUNCHER_PID_ENV: str(os.getpid())}
         self.procs: dict[str, subprocess.Popen] = {}
         self._pumps: list[threading.Thread] = []
+        self._logs = contextlib.ExitStack()
 
     def start(self) -> "Graph":
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         for n in self.spec.nodes:
             cmd = [sys.executable, "-m", n.module, *n.argv]
+            common = {"env": self.env, "stdin": subprocess.DEVNULL, "stderr": subprocess.STDOUT,
+                      "start_new_session": True}
             if self.log_dir:
-                out = open(self.log_dir / f"{n.name}.log", "w")  # noqa: SIM115 - closed with the process
-                self.procs[n.name] = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+                log = open(self.log_dir / f"{n.name}.log", "w")  # noqa: SIM115 - open while the node runs
+                out = self._logs.enter_context(log)
+                self.procs[n.name] = subprocess.Popen(cmd, stdout=out, **common)
             else:
-                p = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+                p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, bufsize=1, **common)
                 self.procs[n.name] = p
                 t = threading.Thread(target=self._pump, args=(n.name, p), daemon=True)
                 t.start()
@@ -114,23 +129,47 @@ class Graph:
         """Nodes that exited, with their return codes."""
         return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
 
-    def stop(self, timeout_s: float = 10.0) -> None:
+    def stop(self, timeout_s: float = 10.0, first_signal: int = signal.SIGINT,
+             term_timeout_s: float = 5.0) -> dict[str, str]:
+        """Stop every node: ``first_signal`` (SIGINT: what Ctrl-C sends; SIGTERM when the launcher got
+        one), then SIGTERM to those still running after ``timeout_s``, then SIGKILL after
+        ``term_timeout_s``; whatever else is left in a node's process group is killed. Returns the
+        nodes that needed more than ``first_signal`` (name -> the signal that ended them)."""
+        forced: dict[str, str] = {}
+        steps = [(first_signal, timeout_s), (signal.SIGTERM, term_timeout_s), (signal.SIGKILL, 5.0)]
+        for i, (sig, wait_s) in enumerate(steps):
+            running = {n: p for n, p in self.procs.items() if p.poll() is None}
+            if not running:
+                break
+            for n, p in running.items():
+                _signal_group(p, sig)
+                if i:
+                    forced[n] = signal.Signals(sig).name
+            deadline = time.monotonic() + wait_s
+            for p in running.values():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(max(0.1, deadline - time.monotonic()))
         for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + timeout_s
-        for p in self.procs.values():
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            _signal_group(p, signal.SIGKILL)  # anything a node started and left behind
+        for t in self._pumps:
+            t.join(timeout=1.0)
+        self._logs.close()
+        return forced
 
     def __enter__(self) -> "Graph":
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _signal_group(p: subprocess.Popen, sig: int) -> None:
+    """``sig`` to the process group led by ``p`` (its session, see :class:`Graph`)."""
+    try:
+        os.killpg(p.pid, sig)
+    except (ProcessLookupError, PermissionError):  # the group is empty (or the pid was reused)
+        if p.poll() is None:
+            p.send_signal(sig)
 
 
 def parse_launch_args(items: list[str]) -> dict[str, str]:
@@ -155,17 +194,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exoactor.launcher: {e}", file=sys.stderr)
         return 2
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    received: list[int] = []
+
+    def on_signal(signum, _frame) -> None:
+        received.append(signum)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)  # stays installed while stopping: a second Ctrl-C cannot cut it short
     graph.start()
-    print(f"started {len(graph.procs)} nodes: " + ", ".join(f"{n} (pid {p})" for n, p in graph.pids().items()), flush=True)
+    print(f"started {len(graph.procs)} nodes: " + ", ".join(f"{n} (pid {p})" for n, p in graph.pids().items()),
+          flush=True)
     while not stop.wait(0.5):
         dead = graph.dead()
         if dead:
             print(f"node(s) exited: {dead}; stopping the graph", file=sys.stderr)
             break
-    graph.stop()
-    return 0 if not graph.dead() or stop.is_set() else 1
+    # The nodes get what the launcher got (SIGINT or SIGTERM; SIGHUP: SIGTERM), then SIGTERM, then SIGKILL.
+    first = signal.SIGTERM if received and received[0] != signal.SIGINT else signal.SIGINT
+    forced = graph.stop(first_signal=first)
+    if forced:
+        print(f"node(s) did not stop in time: {forced}", file=sys.stderr)
+    return 0 if received and not forced else 1
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ import threading
 import time
 from typing import Callable, Iterable
 
+from exoactor.nodes.spin import join_all
+
 
 class Playback:
     """Publishes ``publish(item)`` for each item at ``rate_hz``; a new play() stops the previous one."""
@@ -35,6 +37,5 @@ class Playback:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
-            self._thread = None
+        join_all([self._thread])
+        self._thread = None

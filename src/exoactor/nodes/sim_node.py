@@ -17,26 +17,27 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import String
+from tf2_msgs.msg import TFMessage
+from visualization_msgs.msg import Marker, MarkerArray
 
-import numpy as np  # noqa: E402
-from geometry_msgs.msg import PoseStamped  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
-from tf2_msgs.msg import TFMessage  # noqa: E402
-from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
-
-from exoactor.g1.joints import G1_JOINT_NAMES  # noqa: E402
-from exoactor.g1.model import ROOT_BODY, robot_body_ids  # noqa: E402
-from exoactor.g1.urdf import fixed_joint_transforms, geom_parts, urdf_from_model  # noqa: E402
-from exoactor.geometry import (PinholeCamera, matrix_to_rpy, quat_mul_wxyz, quat_rotate_wxyz,  # noqa: E402
+from exoactor.g1.joints import G1_JOINT_NAMES
+from exoactor.g1.model import ROOT_BODY, robot_body_ids
+from exoactor.g1.urdf import fixed_joint_transforms, geom_parts, urdf_from_model
+from exoactor.geometry import (PinholeCamera, matrix_to_rpy, quat_mul_wxyz, quat_rotate_wxyz,
                                quat_wxyz_to_matrix)
-from exoactor.nodes.common import (LATCHED_QOS, ConfigError, camera_info_msg,  # noqa: E402
-                                   camera_pose_msg, declare, image_to_msg, spin_node)
-from exoactor.nodes.frames import TransformStream, tf_message  # noqa: E402
-from exoactor.nodes.unitree_io import LowCmdReader, LowStateWriter, declare_unitree_qos, import_unitree_hg  # noqa: E402
-from exoactor.sim.g1_sim import ElasticBand, G1Simulator  # noqa: E402
+from exoactor.nodes.calibration_msgs import camera_info_msg, camera_pose_msg
+from exoactor.nodes.images import image_to_msg
+from exoactor.nodes.params import ConfigError, declare
+from exoactor.nodes.qos import LATCHED_QOS
+from exoactor.nodes.spin import join_all, spin_node
+from exoactor.nodes.frames import TransformStream, tf_message
+from exoactor.nodes.unitree_io import LowCmdReader, LowStateWriter, declare_unitree_qos, import_unitree_hg
+from exoactor.sim.g1_sim import ElasticBand, G1Simulator
 
 _MARKER_TYPES = {"mesh": Marker.MESH_RESOURCE, "box": Marker.CUBE, "sphere": Marker.SPHERE, "cylinder": Marker.CYLINDER}
 
@@ -245,9 +246,7 @@ class G1SimNode(Node):
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=2.0)
-        if self._render_thread.is_alive():
-            self._render_thread.join(timeout=2.0)
+        join_all([self._thread, self._render_thread])  # none may be inside MuJoCo or EGL when the process exits
 
 
 def main(args=None) -> None:

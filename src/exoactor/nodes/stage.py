@@ -23,14 +23,13 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 
 from exoactor.episode import DEFAULT_EPISODE_ROOT, confine
+from exoactor.nodes.params import declare
 from exoactor.progress import Canceled
 from exoactor.remote.errors import RemoteError
 
 
 def declare_episode_root(node: Node) -> Path:
     """The ``episode_root`` parameter: every path in a stage goal must lie inside it."""
-    from exoactor.nodes.common import declare  # noqa: PLC0415 - common imports rclpy message packages
-
     root = declare(node, "episode_root", DEFAULT_EPISODE_ROOT,
                    "paths in goals (episode folder, videos, images) must lie inside this folder; others are refused")
     return Path(os.path.expanduser(root))
@@ -44,13 +43,15 @@ def goal_path(root: Path, path: str, what: str, optional: bool = False) -> Path 
 
 
 class CancelFlag:
-    """``is_set()`` view of a goal's cancel request (what core code polls)."""
+    """``is_set()`` view of a goal's cancel request (what core code polls); also set while the node
+    shuts down, so that no goal keeps the process from stopping."""
 
-    def __init__(self, goal_handle):
+    def __init__(self, goal_handle, context):
         self._gh = goal_handle
+        self._context = context
 
     def is_set(self) -> bool:
-        return bool(self._gh.is_cancel_requested)
+        return bool(self._gh.is_cancel_requested) or not self._context.ok()
 
 
 class StageServer:
@@ -91,7 +92,7 @@ class StageServer:
 
     def _execute(self, gh):
         result = self.action_type.Result()
-        cancel = CancelFlag(gh)
+        cancel = CancelFlag(gh, self.node.context)
         before = self.stats() if self.stats else {}
         try:
             while not self._slots.acquire(timeout=0.1):
@@ -110,7 +111,8 @@ class StageServer:
             self.node.get_logger().error(result.message)
         except Exception as e:  # noqa: BLE001 - a bug must not kill the node: report it
             result.success, result.message = False, f"internal error in {self._name}: {type(e).__name__}: {e}"
-            self.node.get_logger().error(f"{result.message}\n{traceback.format_exc()}")
+            if self.node.context.ok():  # else: the node is shutting down under the goal (publishing failed)
+                self.node.get_logger().error(f"{result.message}\n{traceback.format_exc()}")
         finally:
             with self._count_lock:
                 self._accepted -= 1
@@ -119,10 +121,14 @@ class StageServer:
             if after:
                 result.remote_stats_json = json.dumps({"backend": after.get("backend", ""), "before": before,
                                                        "after": after})
-        if cancel.is_set() and not result.success:
-            gh.canceled()
-        elif result.success:
-            gh.succeed()
-        else:
-            gh.abort()
+        try:
+            if gh.is_cancel_requested and not result.success:
+                gh.canceled()
+            elif result.success:
+                gh.succeed()
+            else:
+                gh.abort()
+        except Exception:  # noqa: BLE001 - the node is shutting down under the goal: nobody can be told
+            if self.node.context.ok():
+                raise
         return result

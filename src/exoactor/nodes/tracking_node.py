@@ -28,7 +28,9 @@ from exoactor.g1.model import joint_ranges_rad, stand_pose_rad, torque_limits_nm
 from exoactor.g1.safety import DEFAULT_KD_MAX, DEFAULT_KP_MAX, CommandLimits, UnsafeCommandError
 from exoactor.motion.human_motion import MotionEstimationError
 from exoactor.msg import G1JointTrajectory as G1JointTrajectoryMsg
-from exoactor.nodes.common import LATCHED_QOS, ConfigError, declare, spin_node
+from exoactor.nodes.params import ConfigError, declare
+from exoactor.nodes.qos import LATCHED_QOS
+from exoactor.nodes.spin import join_all, spin_node
 from exoactor.nodes.conversions import motion_from_msg, trajectory_to_msg
 from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
 from exoactor.nodes.unitree_io import LowCmdWriter, LowStateReader, declare_unitree_qos, import_unitree_hg
@@ -297,8 +299,9 @@ class TrackingNode(Node):
 
     def close(self) -> None:
         self._stop.set()
-        self._loop_thread.join(timeout=1.0)
         self._io_executor.shutdown(timeout_sec=1.0)
+        # Both threads run rclpy code: one still running when the process exits aborts it (C++ terminate).
+        join_all([self._loop_thread, self._io_thread])
         self._io_node.destroy_node()
 
 

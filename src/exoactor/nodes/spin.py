@@ -1,0 +1,133 @@
+"""A node's process: start-up, the executor, waiting on futures, and a clean stop.
+
+Stopping: SIGINT or SIGTERM (from a terminal, the launcher or ``ros2 launch``) ends the executor
+(rclpy's signal handler shuts the context down), then the node's ``close()`` stops and joins the
+threads it started, the node is destroyed and rclpy is shut down, which also removes rclpy's
+signal handlers: an exit with them installed (their C++ thread still joinable) or with a thread
+still inside rclpy or MuJoCo ends in ``terminate called without an active exception`` or a crash.
+Further signals while the node stops are ignored (a terminal's Ctrl-C reaches the launcher and
+every node at once, and the launcher forwards it again): a second ``KeyboardInterrupt`` in the
+middle of the clean-up is what used to leave tracebacks and half-destroyed nodes behind. A signal
+during start-up (loading models can take a while) ends the process at once.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.node import Node
+
+from exoactor.g1.model import RobotModelError
+from exoactor.launcher import LAUNCHER_PID_ENV
+from exoactor.nodes.params import ConfigError
+from exoactor.nodes.presence import GraphPresence
+from exoactor.registry import UnknownBackendError
+
+STOP_TIMEOUT_S = 5.0
+"""How long the clean-up waits for a node's threads and callbacks."""
+
+_STARTUP_ERRORS = (RobotModelError, UnknownBackendError, FileNotFoundError, RuntimeError)
+"""Start-up failures reported in one line (missing model, unknown backend...), not with a traceback."""
+
+
+def wait_for(future, timeout_s: float, should_stop: Callable[[], bool] = lambda: False, poll_s: float = 0.05):
+    """Block (in an executor thread) until ``future`` is done; None on timeout, stop or shutdown."""
+    deadline = time.monotonic() + timeout_s
+    event = threading.Event()
+    future.add_done_callback(lambda _f: event.set())
+    while not event.wait(poll_s):
+        if should_stop() or not rclpy.ok() or time.monotonic() > deadline:
+            return None
+    return future.result()
+
+
+def join_all(threads, timeout_s: float = STOP_TIMEOUT_S) -> list[threading.Thread]:
+    """Join the running ones of ``threads`` within one deadline; returns those still running after it."""
+    deadline = time.monotonic() + timeout_s
+    for t in threads:
+        if t is not None and t.is_alive():
+            t.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in threads if t is not None and t.is_alive()]
+
+
+class _StopSignals:
+    """SIGINT/SIGTERM handlers: during start-up they interrupt it (KeyboardInterrupt); afterwards they
+    only record the request (rclpy's own handler, which chains to these, shuts the context down)."""
+
+    def __init__(self):
+        self.started = False
+        self.received: list[int] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, _frame) -> None:
+        self.received.append(signum)
+        if not self.started:
+            self.started = True  # a second signal during the clean-up must not interrupt it
+            raise KeyboardInterrupt
+
+
+def _end_with_launcher() -> None:
+    """Under the launcher: get SIGTERM when it dies (Linux), so no node outlives it."""
+    launcher = os.environ.get(LAUNCHER_PID_ENV, "")
+    if not launcher.isdigit() or not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(launcher):  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def spin_node(node_factory: Callable[[], Node], args=None, threads: int = 4) -> None:
+    """Create the node and spin it (threads > 1: multi-threaded executor, for nodes whose callbacks
+    block, like action servers; 1: the cheaper single-threaded one) until SIGINT/SIGTERM, then stop
+    cleanly (see the module's docstring)."""
+    signals = _StopSignals()
+    _end_with_launcher()
+    node = executor = None
+    try:
+        rclpy.init(args=args)
+        try:
+            node = node_factory()
+        except ConfigError as e:
+            print(f"configuration error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except Exception as e:
+            if signals.received:  # stopped while starting (the context is gone): not a failure to report
+                return
+            if isinstance(e, _STARTUP_ERRORS):
+                print(f"cannot start: {e}", file=sys.stderr)
+                raise SystemExit(1) from None
+            raise
+        signals.started = True
+        GraphPresence(node)
+        threads = int(getattr(node, "executor_threads", threads))  # a node may need more (queued goals)
+        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        signals.started = True
+        _stop(node, executor)
+
+
+def _stop(node: Node | None, executor) -> None:
+    """Executor, then the node's own threads (``close()``), the node, and rclpy with its signal handlers."""
+    if executor is not None:
+        executor.shutdown(timeout_sec=STOP_TIMEOUT_S)
+    if node is not None:
+        close = getattr(node, "close", None)
+        if close is not None:
+            close()
+        node.destroy_node()
+    rclpy.try_shutdown()  # also when a signal already shut the context down: removes rclpy's handlers
