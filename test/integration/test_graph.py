@@ -17,7 +17,7 @@ from action_msgs.msg import GoalStatus
 from exoactor.action import ExecuteTask
 from exoactor.g1.model import joint_ranges_rad, load_g1_model, stand_pose_rad
 from exoactor.launcher import Graph, build_graph
-from exoactor.nodes.common import SENSOR_QOS
+from exoactor.nodes.qos import SENSOR_QOS
 from exoactor.nodes.task_client import TaskClient
 from exoactor.nodes.unitree_io import LowCmdReader, LowStateReader, import_unitree_hg
 
@@ -175,7 +175,7 @@ def test_stage_goals_with_paths_outside_the_episode_root_are_refused(graph, tmp_
 
     from exoactor.action import EstimateMotion, GenerateVideo
     from exoactor.msg import StepPrompt
-    from exoactor.nodes.common import wait_for
+    from exoactor.nodes.spin import wait_for
 
     g, _, node, _, _ = graph
     for action, name, goal in (

@@ -24,7 +24,7 @@ from exoactor.g1.joints import G1_JOINT_NAMES
 from exoactor.g1.model import load_g1_model
 from exoactor.geometry import PinholeCamera, quat_wxyz_to_matrix
 from exoactor.launcher import Graph, GraphSpec, build_graph, config_dir
-from exoactor.nodes.common import LATCHED_QOS
+from exoactor.nodes.qos import LATCHED_QOS
 
 CAMERA_FRAME = "exocentric_camera_optical"
 

@@ -18,8 +18,11 @@ from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 
 from exoactor.geometry import PinholeCamera
-from exoactor.nodes.common import (LATCHED_QOS, camera_info_msg, camera_pose_msg, declare, image_to_msg,
-                                   pose_from_msg, spin_node)
+from exoactor.nodes.calibration_msgs import camera_info_msg, camera_pose_msg, pose_from_msg
+from exoactor.nodes.images import image_to_msg
+from exoactor.nodes.params import declare
+from exoactor.nodes.qos import LATCHED_QOS
+from exoactor.nodes.spin import spin_node
 from exoactor.nodes.frames import tf_message
 
 SOURCES = ("topic", "device", "video", "image")

@@ -9,7 +9,7 @@ from exoactor.motion.human_motion import HumanMotion
 from exoactor.msg import G1JointTrajectory as G1JointTrajectoryMsg
 from exoactor.msg import HumanMotion as HumanMotionMsg
 from exoactor.msg import StepPrompt
-from exoactor.nodes.common import pose_from_msg, pose_msg
+from exoactor.nodes.calibration_msgs import pose_from_msg, pose_msg
 from exoactor.planning.vocabulary import Step
 from exoactor.retarget.trajectory import G1JointTrajectory
 

@@ -6,7 +6,9 @@ from rclpy.node import Node
 from exoactor.embodiment import EMBODIMENT_BACKENDS
 from exoactor.embodiment.base import EmbodimentTransferError
 from exoactor.action import TransferEmbodiment
-from exoactor.nodes.common import declare, declare_backend, image_to_msg, msg_to_image, spin_node
+from exoactor.nodes.images import image_to_msg, msg_to_image
+from exoactor.nodes.params import declare, declare_backend
+from exoactor.nodes.spin import spin_node
 from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
 from exoactor.video.io import write_image_rgb
 

@@ -1,7 +1,7 @@
 """TF without tf2_ros: TFMessage builders for ``/tf`` and ``/tf_static`` (frames per REP 103/105).
 
 Poses come in as (position m, quaternion w, x, y, z) and leave in geometry_msgs' (x, y, z, w)
-fields. ``/tf_static`` takes :data:`exoactor.nodes.common.LATCHED_QOS` (tf2_ros' static QoS:
+fields. ``/tf_static`` takes :data:`exoactor.nodes.qos.LATCHED_QOS` (tf2_ros' static QoS:
 reliable, transient local, depth 1): each publisher's latest message is what late joiners get,
 so a static publisher always sends all of its transforms in one message.
 """

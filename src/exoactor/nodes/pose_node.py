@@ -15,7 +15,10 @@ from exoactor.motion import ESTIMATOR_BACKENDS, HumanMotion, MotionEstimationErr
 from exoactor.motion.estimator import EstimationCanceled
 from exoactor.motion.human_motion import KP
 from exoactor.msg import HumanMotion as HumanMotionMsg
-from exoactor.nodes.common import LATCHED_QOS, camera_from_msgs, declare, spin_node
+from exoactor.nodes.calibration_msgs import camera_from_msgs
+from exoactor.nodes.params import declare
+from exoactor.nodes.qos import LATCHED_QOS
+from exoactor.nodes.spin import spin_node
 from exoactor.nodes.conversions import WORLD_FRAME, motion_to_msg
 from exoactor.nodes.playback import Playback
 from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path

@@ -42,7 +42,7 @@ def declare_unitree_qos(node, topic: str):
     """Declare ``<topic>_qos.reliability`` and ``<topic>_qos.depth`` on ``node``; returns the QoSProfile.
 
     A wrong value stops the node at start-up with one line (ConfigError)."""
-    from exoactor.nodes.common import ConfigError, declare  # noqa: PLC0415
+    from exoactor.nodes.params import ConfigError, declare  # noqa: PLC0415
 
     rel = declare(node, f"{topic}_qos.reliability", UNITREE_QOS_DEFAULTS["reliability"],
                   f"/{topic} QoS reliability: reliable (unitree_ros2's G1 examples) or best_effort; both ends "

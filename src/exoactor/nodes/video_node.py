@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+from rclpy.node import Node
+from sensor_msgs.msg import Image
 
-from rclpy.node import Node  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
-from exoactor.action import GenerateVideo  # noqa: E402
-from exoactor.nodes.common import camera_from_msgs, declare, declare_backend, image_to_msg, spin_node  # noqa: E402
-from exoactor.nodes.conversions import step_from_msg  # noqa: E402
-from exoactor.nodes.playback import Playback  # noqa: E402
-from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path  # noqa: E402
-from exoactor.planning.vocabulary import PlanningError  # noqa: E402
-from exoactor.video import VIDEO_BACKENDS  # noqa: E402
-from exoactor.video.base import Canceled, VideoGenerationError, VideoRequest  # noqa: E402
-from exoactor.video.io import VideoReadError, read_video_frames  # noqa: E402
+from exoactor.action import GenerateVideo
+from exoactor.nodes.calibration_msgs import camera_from_msgs
+from exoactor.nodes.images import image_to_msg
+from exoactor.nodes.params import declare, declare_backend
+from exoactor.nodes.spin import spin_node
+from exoactor.nodes.conversions import step_from_msg
+from exoactor.nodes.playback import Playback
+from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
+from exoactor.planning.vocabulary import PlanningError
+from exoactor.video import VIDEO_BACKENDS
+from exoactor.video.base import Canceled, VideoGenerationError, VideoRequest
+from exoactor.video.io import VideoReadError, read_video_frames
 
 
 class VideoNode(Node):
