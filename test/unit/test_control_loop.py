@@ -194,6 +194,19 @@ def test_motor_fault_flags_stop_naming_the_motor(io, limits, stand):
     assert f"motor 20 ({G1_JOINT_NAMES[20]}) error flags 0x00000008" in rig.loop.stop_reason
 
 
+def test_a_failing_logger_cannot_end_the_loop(io, limits, stand):
+    rig = Rig(io, limits, stand)
+
+    def bad_log(_level, _msg):
+        raise ValueError("Logger severity cannot be changed between calls.")  # what rclpy once raised here
+
+    rig.loop._log = bad_log
+    rig.start_goal()
+    rig.loop.on_lowstate(b"junk", rig.t)  # logs a warning
+    rig.traj.positions_rad[:] = np.nan
+    assert ticks_until_damped(rig, limits) == 0 and rig.loop.stopped.is_set()
+
+
 def test_start_motion_cannot_override_a_stop(io, limits, stand):
     rig = Rig(io, limits, stand)
     rig.start_goal()

@@ -42,7 +42,7 @@ class ControlLoop:
         self.state_timeout_s = float(state_timeout_s)
         self.temperature_warn_c = float(temperature_warn_c)
         self.temperature_stop_c = float(temperature_stop_c)
-        self.log = log or (lambda _level, _msg: None)
+        self._log = log or (lambda _level, _msg: None)
         self.observe_period_s = observe_period_s
         self._lock = threading.RLock()
         self.stopped = threading.Event()
@@ -62,6 +62,13 @@ class ControlLoop:
         self._fallback_mm = -1
         self._fallback: Any = None
         self._rebuild_fallback(0)
+
+    def log(self, level: str, msg: str) -> None:
+        """Report through the caller's logger; a failing logger never stops the loop."""
+        try:
+            self._log(level, msg)
+        except Exception:  # noqa: BLE001 - logging must not be able to end the control loop
+            pass
 
     # ---- /lowstate (its own thread) ----------------------------------------------------------
     def on_lowstate(self, data: bytes, t_now: float) -> None:

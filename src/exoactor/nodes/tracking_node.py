@@ -95,10 +95,10 @@ class TrackingNode(Node):
         self._io_node.create_service(Trigger, self.resolve_topic_name("exoactor/estop_reset"), self._on_estop_reset)
         self._io_executor = SingleThreadedExecutor(context=self.context)
         self._io_executor.add_node(self._io_node)
+        self._stop = threading.Event()
         self._io_thread = threading.Thread(target=self._spin_io, name="lowstate", daemon=True)
         self._io_thread.start()
         self._sent_t: collections.deque[float] = collections.deque(maxlen=60000)  # LowCmd send times
-        self._stop = threading.Event()
         self._loop_thread = threading.Thread(target=self._loop, name="control", daemon=True)
         self._loop_thread.start()
         self.episode_root = declare_episode_root(self)
@@ -129,18 +129,30 @@ class TrackingNode(Node):
                               f"'motor_temperature_stop_c' ({temp_stop})")
 
     def _log(self, level: str, msg: str) -> None:
+        # One call site per severity: rclpy refuses a call site whose severity changes between calls.
         log = self.get_logger()
-        {"info": log.info, "warn": log.warning, "error": log.error}.get(level, log.error)(msg)
+        if level == "info":
+            log.info(msg)
+        elif level == "warn":
+            log.warning(msg)
+        else:
+            log.error(msg)
 
     def _encode(self, cmd, mode_machine: int):
         return self.writer.build(cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd, mode_machine)
 
     # ---- robot state and e-stop (the I/O thread) -------------------------------------------------
     def _spin_io(self) -> None:
-        try:
-            self._io_executor.spin()
-        except Exception:  # noqa: BLE001 - shutdown races end the I/O thread quietly
-            pass
+        """The /lowstate and e-stop thread: a failing callback is reported and the thread goes on."""
+        while not self._stop.is_set() and self.context.ok():
+            try:
+                self._io_executor.spin()
+                return
+            except Exception as e:  # noqa: BLE001 - at shutdown the thread ends quietly, else it must survive
+                if self._stop.is_set() or not self.context.ok():
+                    return
+                import traceback  # noqa: PLC0415
+                self.get_logger().error(f"/lowstate thread: {type(e).__name__}: {e}\n{traceback.format_exc()}")
 
     def _on_lowstate(self, data: bytes) -> None:
         self.core.on_lowstate(data, time.monotonic())
