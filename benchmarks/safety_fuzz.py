@@ -5,9 +5,10 @@
 
 Part 1 (vectorised, one core): every trajectory is a stream of raw joint targets at a 500 Hz clock
 that jitters and stalls (1% of ticks last 50 ms - 1 s), of one of these kinds: slow motions inside
-the limits, smooth motions beyond the joint limits, a discontinuity every tick, step jumps, huge values (1e6 .. 3.4e38, 1e300),
-constant out-of-limit targets, NaN/Inf injected into q, dq, kp, kd or tau; with random gains up to
-4x / 16x the defaults (some negative) and feed-forward torques up to 1e30. Each tick goes through
+the limits, smooth motions beyond the joint limits, a discontinuity every tick, step jumps, huge
+values (1e6 .. 3.4e38, 1e300), constant out-of-limit targets, NaN/Inf injected into q, dq, kp,
+kd or tau; with random gains up to 4x / 16x the defaults (some negative) and feed-forward torques
+up to 1e30. Each tick goes through
 ``CommandLimits.apply_batch`` (the very function the controller's tick uses, on a batch) and every
 output is checked independently of the implementation: q inside the joint window minus the margin;
 |q - q_prev| <= vmax * nominal period whatever the stall; |dq| <= vmax; dq = tau = 0 where q was
@@ -47,7 +48,9 @@ def _limits():
 
 def check(lim, out, q_in, dq_in, kp_in, kd_in, tau_in, prev) -> np.ndarray:
     """Per command: True where a guarantee is broken (stated without using the safety module)."""
-    f32 = lambda a: a.astype(np.float32).astype(np.float64)  # noqa: E731
+    def f32(a):
+        return a.astype(np.float32).astype(np.float64)
+
     finite_in = np.isfinite(q_in) & np.isfinite(dq_in) & np.isfinite(kp_in) & np.isfinite(kd_in) & np.isfinite(tau_in)
     row_ok = finite_in.all(axis=-1, keepdims=True)
     bad = np.zeros(out.q.shape, bool)
@@ -75,7 +78,7 @@ def self_test(lim) -> None:
     z = np.zeros(29)
 
     def cmd(**kw):
-        a = dict(q=prev.copy(), dq=z.copy(), tau=z.copy(), kp=z.copy(), kd=z.copy())
+        a = {"q": prev.copy(), "dq": z.copy(), "tau": z.copy(), "kp": z.copy(), "kd": z.copy()}
         a.update(kw)
         return SafeCommand(clamped=np.zeros(29, bool), ok=np.array(True), **a)
 
@@ -88,7 +91,8 @@ def self_test(lim) -> None:
              "kp above kp_max": cmd(kp=lim.kp_max + 1), "NaN": cmd(kd=z + np.nan),
              "not float32": cmd(q=prev + 1e-12)}
     for what, c in cases.items():
-        assert check(lim, c, far if "clamped" in what else q_in, z + 0.5 if "clamped" in what else z, z, z, z, prev), what
+        clamp = "clamped" in what
+        assert check(lim, c, far if clamp else q_in, z + 0.5 if clamp else z, z, z, z, prev), what
 
 
 def fuzz_chunk(lim, b: int, ticks: int, rng: np.random.Generator) -> dict:
@@ -164,7 +168,8 @@ def crc_check(last_commands, n: int) -> tuple[int, int]:
     for out in last_commands:
         for i in range(min(n - checked, len(out.q))):
             frame, ok = r.read(w.build(out.q[i], out.dq[i], out.kp[i], out.kd[i], 5, tau=out.tau[i]))
-            same = all(np.array_equal(getattr(frame, f)[:29], getattr(out, f)[i]) for f in ("q", "dq", "kp", "kd", "tau"))
+            same = all(np.array_equal(getattr(frame, f)[:29], getattr(out, f)[i])
+                       for f in ("q", "dq", "kp", "kd", "tau"))
             bad += int(not (ok and same))
             checked += 1
     return checked, bad
@@ -188,17 +193,19 @@ def loop_fuzz(lim, stand, n: int, rng: np.random.Generator) -> dict:
                                     ramp_in_min_s=rng.uniform(0.01, 0.3), ramp_speed_rad_s=rng.uniform(0.5, 50))
         broken = [False]
 
-        def encode(cmd, mm):
+        def encode(cmd, mm, broken=broken):
             if broken[0]:
                 raise RuntimeError("encoder broken")
             return cw.build(cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd, mm)
 
         loop = ControlLoop(c, sr.parse, encode, state_timeout_s=0.25)
         t, prev, traj, temp, flags = 0.0, None, None, np.full(29, 40.0), np.zeros(29, np.uint32)
-        good = lambda: sw.build(1, stand, z, z, z, [1, 0, 0, 0], [0] * 3, [0] * 3, [0] * 3, temp, flags)  # noqa: E731
+
+        def good(temp, flags):
+            return sw.build(1, stand, z, z, z, [1, 0, 0, 0], [0] * 3, [0] * 3, [0] * 3, temp, flags)
         for ev in rng.choice(events, rng.integers(50, 300)):
             if ev == "bad_state":
-                data = bytearray(good())
+                data = bytearray(good(temp, flags))
                 choice = rng.integers(0, 4)
                 if choice == 0:
                     data[-1] ^= 0xFF
@@ -218,10 +225,12 @@ def loop_fuzz(lim, stand, n: int, rng: np.random.Generator) -> dict:
                                 -1e3, 1e3)
                     traj = G1JointTrajectory(30.0, q, np.gradient(q, 1 / 30, axis=0) if len(q) > 1 else 0 * q,
                                              np.zeros((len(q), 3)), np.tile([1.0, 0, 0, 0], (len(q), 1)))
-                    loop.start_motion(lambda: c.start(traj, sample.q_rad, t, ramp_in=bool(rng.random() < 0.7)))
+                    ramp = bool(rng.random() < 0.7)
+                    loop.start_motion(lambda c=c, tr=traj, q=sample.q_rad, now=t, r=ramp:
+                                      c.start(tr, q, now, ramp_in=r))
                 continue
             if ev == "cancel":
-                loop.start_motion(lambda: c.go_to_hold(t))
+                loop.start_motion(lambda c=c, now=t: c.go_to_hold(now))
             elif ev == "estop":
                 loop.estop("fuzz")
             elif ev == "reset":
@@ -238,7 +247,7 @@ def loop_fuzz(lim, stand, n: int, rng: np.random.Generator) -> dict:
             if ev in ("robot", "tick", "stall"):
                 t += 0.002 if ev != "stall" else rng.uniform(0.05, 1.0)
                 if ev == "robot":
-                    loop.on_lowstate(good(), t)
+                    loop.on_lowstate(good(temp, flags), t)
                 out = loop.tick(t)
                 if out is None:
                     continue
@@ -302,7 +311,8 @@ def main() -> int:
     if lp:
         bad_loop = lp["outside_limits"] + lp["bad_crc"]
         print(f"  part 2: {lp['trajectories']} ControlLoop runs, {lp['commands']} LowCmds decoded in {t_loop:.1f} s, "
-              f"{lp['stops']} ended stopped (damping); outside limits: {lp['outside_limits']}, bad CRC: {lp['bad_crc']}")
+              f"{lp['stops']} ended stopped (damping); outside limits: {lp['outside_limits']}, "
+              f"bad CRC: {lp['bad_crc']}")
     failures = total["outside_limits"] + crc_bad + bad_loop
     print(f"commands outside limits: {failures} (total time {time.perf_counter() - t0:.1f} s)")
     return 1 if failures else 0

@@ -42,7 +42,8 @@ class Rig:
         self.c = JointTrackingController(limits, DEFAULT_KP, DEFAULT_KD, stand, ramp_in_min_s=0.1, ramp_speed_rad_s=2.0)
         self.logs: list[tuple[str, str]] = []
         self.encoder_broken = False
-        self.loop = ControlLoop(self.c, io.state_r.parse, self._encode, log=lambda lv, m: self.logs.append((lv, m)), **kw)
+        self.loop = ControlLoop(self.c, io.state_r.parse, self._encode,
+                                log=lambda lv, m: self.logs.append((lv, m)), **kw)
 
     def _encode(self, cmd, mm):
         if self.encoder_broken:
@@ -217,10 +218,11 @@ def test_start_motion_cannot_override_a_stop(io, limits, stand):
 
 # ---- the simulator's /lowcmd input --------------------------------------------------------------
 def test_sim_drops_malformed_lowcmds_without_raising(io):
-    from exoactor.nodes.sim_node import G1SimNode
+    import collections
 
     from exoactor.g1.lowcmd import LowCmdFrame
     from exoactor.g1.wire import LOWCMD_MAP
+    from exoactor.nodes.sim_node import G1SimNode
 
     good = io.cmd_w.build(np.zeros(29), np.zeros(29), np.full(29, 40.0), np.ones(29), 5)
 
@@ -233,7 +235,7 @@ def test_sim_drops_malformed_lowcmds_without_raising(io):
              "malformed ": b"\x01\x00" + bytes(good[2:]), "non-finite values": with_valid_crc("q", np.nan),
              "negative gains": with_valid_crc("kp", -5.0)}
     applied = []
-    stub = SimpleNamespace(_reader=io.cmd_r, dropped_lowcmds=__import__("collections").Counter(),
+    stub = SimpleNamespace(_reader=io.cmd_r, dropped_lowcmds=collections.Counter(),
                            sim=SimpleNamespace(set_command=applied.append),
                            get_logger=lambda: SimpleNamespace(warn=lambda _m: None))
     for why, data in cases.items():

@@ -184,9 +184,9 @@ def test_control_loop_never_sends_a_command_outside_limits(limits, stand, wire, 
             sample, _ = loop.state(t)
             if not loop.begin_goal() and sample is not None:
                 current = _traj(np.concatenate([traj[:arg + 1], traj[:1] * 0 + stand]))
-                loop.start_motion(lambda: c.start(current, sample.q_rad, t, ramp_in=arg != 1))
+                loop.start_motion(lambda tr=current, q=sample.q_rad, now=t, r=arg != 1: c.start(tr, q, now, ramp_in=r))
         elif action == "cancel":
-            loop.start_motion(lambda: c.go_to_hold(t))
+            loop.start_motion(lambda now=t: c.go_to_hold(now))
         elif action == "estop":
             loop.estop("test")
         elif action == "reset":

@@ -6,18 +6,15 @@ import time
 
 import numpy as np
 import pytest
+import rclpy
+from action_msgs.msg import GoalStatus
+from rclpy.action import ActionClient
+from rclpy.executors import MultiThreadedExecutor
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
 
-rclpy = pytest.importorskip("rclpy")
-
-from action_msgs.msg import GoalStatus  # noqa: E402
-from rclpy.action import ActionClient  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
-from std_msgs.msg import Bool  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
-
-from exoactor.g1.joints import DEFAULT_KD, DEFAULT_KP  # noqa: E402
-from exoactor.g1.safety import DEFAULT_KD_MAX, DEFAULT_KP_MAX  # noqa: E402
-
+from exoactor.g1.joints import DEFAULT_KD, DEFAULT_KP
+from exoactor.g1.safety import DEFAULT_KD_MAX, DEFAULT_KP_MAX
 
 ROBOT = r"""
 import sys, threading, time
@@ -117,15 +114,15 @@ def rig(g1_model):
 
 
 def _goal(standing_keypoints, seconds=3.0):
+    from builtin_interfaces.msg import Time
     from exoactor.action import TrackMotion
+
     from exoactor.motion.human_motion import HUMAN_KEYPOINTS, HumanMotion
     from exoactor.nodes.conversions import motion_to_msg
 
     n = int(30 * seconds)
     kp = np.tile(standing_keypoints, (n, 1, 1))
     m = HumanMotion(30.0, kp, np.ones((n, len(HUMAN_KEYPOINTS))), kp[:, 0], np.tile([1.0, 0, 0, 0], (n, 1)), 1.72)
-    from builtin_interfaces.msg import Time
-
     return TrackMotion.Goal(motion=motion_to_msg(m, Time()), ramp_in=True)
 
 
@@ -185,7 +182,7 @@ def test_an_exception_in_the_loop_aborts_the_goal_at_once_and_damping_continues(
 
 
 def test_estop_topic_aborts_refuses_goals_until_reset(rig, standing_keypoints):
-    node, helper, robot, client = rig
+    _, helper, robot, client = rig
     pub = helper.create_publisher(Bool, "exoactor/estop", 10)
     time.sleep(0.5)  # discovery
 

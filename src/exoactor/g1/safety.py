@@ -92,7 +92,7 @@ class CommandLimits:
     @classmethod
     def from_ranges(cls, q_range_rad: np.ndarray, dq_max_rad_s: float | np.ndarray, margin_rad: float = 0.02,
                     period_s: float = 1.0 / 500.0, kp_max: np.ndarray | None = None,
-                    kd_max: np.ndarray | None = None, tau_max_nm: np.ndarray | None = None) -> "CommandLimits":
+                    kd_max: np.ndarray | None = None, tau_max_nm: np.ndarray | None = None) -> CommandLimits:
         """Build from (29, 2) joint ranges; ``margin_rad`` keeps targets off the hard stops."""
         q_range_rad = np.asarray(q_range_rad, dtype=np.float64)
         lo = _f32_inward(q_range_rad[:, 0] + margin_rad, +1)
