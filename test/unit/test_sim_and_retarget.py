@@ -7,7 +7,8 @@ from exoactor.g1.joints import DEFAULT_KD, DEFAULT_KP
 from exoactor.g1.lowcmd import LowCmdFrame
 from exoactor.g1.model import joint_ranges_rad, stand_pose_rad
 from exoactor.motion.human_motion import HUMAN_KEYPOINTS, KP, HumanMotion
-from exoactor.retarget.mink_retargeter import MinkRetargeter, RetargetCanceled
+from exoactor.progress import Canceled
+from exoactor.retarget.mink_retargeter import MinkRetargeter
 from exoactor.sim.g1_sim import ElasticBand, G1Simulator
 
 
@@ -82,5 +83,5 @@ def test_retargeting_respects_limits_and_follows_the_arm(retargeter, standing_ke
 def test_retargeting_can_be_canceled(retargeter, standing_keypoints):
     ev = threading.Event()
     ev.set()
-    with pytest.raises(RetargetCanceled):
+    with pytest.raises(Canceled):
         retargeter.retarget(_synthetic_motion(standing_keypoints), cancel=ev)

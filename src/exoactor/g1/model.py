@@ -82,20 +82,34 @@ def check_joint_layout(model) -> None:
         raise RobotModelError("the G1 model's joints are not in Unitree motor order: " + ", ".join(names[:29]))
 
 
-def joint_ranges_rad(model) -> np.ndarray:
-    """(29, 2) joint position ranges of the G1 body joints, Unitree motor order."""
+def joint_ids(model) -> np.ndarray:
+    """(29,) MuJoCo joint ids of the G1 body joints, Unitree motor order: the one name -> id lookup."""
     import mujoco  # noqa: PLC0415
 
-    ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, n) for n in G1_JOINT_NAMES]
-    return np.array([model.jnt_range[i] for i in ids], dtype=np.float64)
+    ids = np.array([mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, n) for n in G1_JOINT_NAMES], dtype=np.int64)
+    if np.any(ids < 0):
+        raise RobotModelError("the model lacks G1 joints: " + ", ".join(np.array(G1_JOINT_NAMES)[ids < 0]))
+    return ids
+
+
+def joint_qpos_addresses(model) -> np.ndarray:
+    """(29,) indices into ``qpos`` of the G1 body joints, Unitree motor order."""
+    return np.asarray(model.jnt_qposadr)[joint_ids(model)]
+
+
+def joint_dof_addresses(model) -> np.ndarray:
+    """(29,) indices into ``qvel`` (degrees of freedom) of the G1 body joints, Unitree motor order."""
+    return np.asarray(model.jnt_dofadr)[joint_ids(model)]
+
+
+def joint_ranges_rad(model) -> np.ndarray:
+    """(29, 2) joint position ranges of the G1 body joints, Unitree motor order."""
+    return np.array(model.jnt_range[joint_ids(model)], dtype=np.float64)
 
 
 def torque_limits_nm(model) -> np.ndarray:
     """(29,) actuator torque limits (absolute), Unitree motor order."""
-    import mujoco  # noqa: PLC0415
-
-    ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, n) for n in G1_JOINT_NAMES]
-    return np.array([model.jnt_actfrcrange[i][1] for i in ids], dtype=np.float64)
+    return np.array(model.jnt_actfrcrange[joint_ids(model), 1], dtype=np.float64)
 
 
 def stand_pose_rad(model) -> np.ndarray:

@@ -2,18 +2,11 @@
 from __future__ import annotations
 
 import abc
-import threading
 from pathlib import Path
-from typing import Callable
 
 from exoactor.geometry import PinholeCamera
 from exoactor.motion.human_motion import HumanMotion
-
-ProgressCallback = Callable[[int, int, str], None]
-
-
-class EstimationCanceled(RuntimeError):
-    """The request was canceled while running."""
+from exoactor.progress import CancelToken, ProgressCallback
 
 
 class MotionEstimator(abc.ABC):
@@ -21,5 +14,6 @@ class MotionEstimator(abc.ABC):
 
     @abc.abstractmethod
     def estimate(self, video_path: Path, camera: PinholeCamera, progress: ProgressCallback,
-                 cancel: threading.Event) -> HumanMotion:
-        """Estimate the motion; raise MotionEstimationError (user-facing reason) or EstimationCanceled."""
+                 cancel: CancelToken) -> HumanMotion:
+        """Estimate the motion; raise MotionEstimationError (user-facing reason) or
+        :class:`exoactor.progress.Canceled`."""

@@ -6,15 +6,15 @@ MediaPipe's 33 landmarks map onto HUMAN_KEYPOINTS (mid-points where the sets dif
 """
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from exoactor.geometry import PinholeCamera
-from exoactor.motion.estimator import EstimationCanceled, MotionEstimator, ProgressCallback
+from exoactor.motion.estimator import MotionEstimator
 from exoactor.motion.grounding import ground_motion
 from exoactor.motion.human_motion import HUMAN_KEYPOINTS, HumanMotion, MotionEstimationError
+from exoactor.progress import Canceled, CancelToken, ProgressCallback
 
 # HUMAN_KEYPOINTS -> MediaPipe landmark indices averaged to make it.
 MEDIAPIPE_SOURCES: dict[str, tuple[int, ...]] = {
@@ -43,7 +43,7 @@ class MediaPipeEstimator(MotionEstimator):
         self.min_detected_fraction = float(min_detected_fraction)
 
     def estimate(self, video_path: Path, camera: PinholeCamera, progress: ProgressCallback,
-                 cancel: threading.Event) -> HumanMotion:
+                 cancel: CancelToken) -> HumanMotion:
         import cv2  # noqa: PLC0415
         import mediapipe as mp  # noqa: PLC0415
 
@@ -66,7 +66,7 @@ class MediaPipeEstimator(MotionEstimator):
                                     min_detection_confidence=self.min_detection_confidence) as pose:
             for i, frame in enumerate(read_video_frames(video_path)):
                 if cancel.is_set():
-                    raise EstimationCanceled("motion estimation canceled")
+                    raise Canceled("motion estimation canceled")
                 if scale != 1.0:
                     frame = cv2.resize(frame, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
                 res = pose.process(np.ascontiguousarray(frame))

@@ -12,7 +12,6 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from exoactor.action import EstimateMotion
 from exoactor.motion import ESTIMATOR_BACKENDS, HumanMotion, MotionEstimationError
-from exoactor.motion.estimator import EstimationCanceled
 from exoactor.motion.human_motion import KP
 from exoactor.msg import HumanMotion as HumanMotionMsg
 from exoactor.nodes.calibration_msgs import camera_from_msgs
@@ -63,7 +62,7 @@ class PoseNode(Node):
         self.playback = Playback()
         self.episode_root = declare_episode_root(self)
         StageServer(self, EstimateMotion, "exoactor/estimate_motion", self._work,
-                    user_errors=(MotionEstimationError, ValueError, OSError), cancel_errors=(EstimationCanceled,))
+                    user_errors=(MotionEstimationError, ValueError, OSError))
         self.get_logger().info(f"pose estimator ready (backend {self.estimator.name})")
 
     def _work(self, goal, feedback, cancel, result) -> None:

@@ -33,18 +33,14 @@ from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import join_all, spin_node
 from exoactor.nodes.conversions import motion_from_msg, trajectory_to_msg
 from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
+from exoactor.progress import Canceled
 from exoactor.nodes.unitree_io import LowCmdWriter, LowStateReader, declare_unitree_qos, import_unitree_hg
 from exoactor.registry import load_backend
 from exoactor.retarget import RETARGET_BACKENDS, RetargetingError
-from exoactor.retarget.mink_retargeter import RetargetCanceled
 
 
 class TrackingError(RuntimeError):
     """Execution cannot continue (robot state lost or faulty)."""
-
-
-class TrackingCanceled(RuntimeError):
-    pass
 
 
 class TrackingNode(Node):
@@ -103,8 +99,7 @@ class TrackingNode(Node):
         self._loop_thread.start()
         self.episode_root = declare_episode_root(self)
         StageServer(self, TrackMotion, "exoactor/track_motion", self._work,
-                    user_errors=(TrackingError, RetargetingError, MotionEstimationError, UnsafeCommandError, ValueError),
-                    cancel_errors=(TrackingCanceled, RetargetCanceled))
+                    user_errors=(TrackingError, RetargetingError, MotionEstimationError, UnsafeCommandError, ValueError))
         self.get_logger().info(f"tracking controller ready ({backend} retargeting, {self.rate_hz:.0f} Hz LowCmd, "
                                f"{'fast' if self.writer.fast else 'message-object'} encoding)")
 
@@ -239,7 +234,7 @@ class TrackingNode(Node):
 
         try:
             traj = self.retargeter.retarget(motion, progress, _CancelOrStop())
-        except RetargetCanceled:
+        except Canceled:
             if stopped.is_set():
                 raise self._stopped(dropped0) from None
             raise
@@ -278,7 +273,7 @@ class TrackingNode(Node):
                         feedback(TrackMotion.Feedback(phase="to_hold", progress=1.0, time_s=float(time.monotonic() - t0)))
                         if stopped.wait(0.1):
                             raise self._stopped(dropped0)
-                    raise TrackingCanceled(f"robot ramped to the hold pose in {time.monotonic() - now:.1f} s")
+                    raise Canceled(f"robot ramped to the hold pose in {time.monotonic() - now:.1f} s")
                 if phase == Phase.HOLDING:
                     break
                 prog = 0.3 + 0.7 * (self.controller.tracking_progress(now) if phase == Phase.TRACKING else 0.0)

@@ -19,7 +19,7 @@ from exoactor.nodes.playback import Playback
 from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
 from exoactor.planning.vocabulary import PlanningError
 from exoactor.video import VIDEO_BACKENDS
-from exoactor.video.base import Canceled, VideoGenerationError, VideoRequest
+from exoactor.video.base import VideoGenerationError, VideoRequest
 from exoactor.video.io import VideoReadError, read_video_frames
 
 
@@ -47,7 +47,7 @@ class VideoNode(Node):
         self.playback = Playback()
         self.server = StageServer(self, GenerateVideo, "exoactor/generate_video", self._work,
                                   user_errors=(VideoGenerationError, VideoReadError, PlanningError, ValueError, OSError),
-                                  cancel_errors=(Canceled,), max_concurrent=self.backend.max_concurrency,
+                                  max_concurrent=self.backend.max_concurrency,
                                   max_queued=max_queued, stats=self.backend.stats)
         self.executor_threads = self.server.executor_threads  # every running or queued goal holds a thread
         self.get_logger().info(f"video generator ready (backend {self.backend.name}, "

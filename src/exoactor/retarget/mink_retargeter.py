@@ -11,24 +11,16 @@ below the floor. Keypoints are looked up by the names the motion carries, which 
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from exoactor.g1.joints import G1_JOINT_NAMES
-from exoactor.g1.model import load_g1_model
+from exoactor.g1.model import joint_qpos_addresses, load_g1_model
 from exoactor.geometry import matrix_to_quat_wxyz, quat_wxyz_to_matrix, rot_z
 from exoactor.motion.human_motion import HUMAN_KEYPOINTS, HumanMotion
+from exoactor.progress import Canceled, CancelToken, ProgressCallback
 from exoactor.retarget.trajectory import G1JointTrajectory, RetargetingError
-
-ProgressCallback = Callable[[int, int, str], None]
-
-
-class RetargetCanceled(RuntimeError):
-    pass
-
 
 def keypoint_index(names) -> dict[str, int]:
     """Name -> index of a motion's keypoints; RetargetingError unless they are HUMAN_KEYPOINTS in order."""
@@ -106,11 +98,9 @@ class MinkRetargeter:
         self.joint_limit_margin_rad = float(joint_limit_margin_rad)
         self.limits = [mink.ConfigurationLimit(m, min_distance_from_limits=self.joint_limit_margin_rad),
                        mink.VelocityLimit(m, {n: self.max_joint_velocity_rad_s for n in G1_JOINT_NAMES})]
-        jids = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, n) for n in G1_JOINT_NAMES]
-        self._qadr = np.array([m.jnt_qposadr[j] for j in jids])
+        self._qadr = joint_qpos_addresses(m)
         # Robot reference geometry at the stand keyframe.
-        d = self.config.data
-        pos = lambda b: d.xpos[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, b)].copy()  # noqa: E731
+        pos = self._body_pos
         self.stand_pelvis_z = float(pos("pelvis")[2])
         self.ankle_z = float(pos("left_ankle_roll_link")[2])
         self.leg_len = float(np.linalg.norm(pos("left_hip_pitch_link") - pos("left_knee_link"))
@@ -123,7 +113,7 @@ class MinkRetargeter:
         return d.xpos[self._mj.mj_name2id(m, self._mj.mjtObj.mjOBJ_BODY, name)].copy()
 
     def retarget(self, motion: HumanMotion, progress: ProgressCallback | None = None,
-                 cancel: threading.Event | None = None) -> G1JointTrajectory:
+                 cancel: CancelToken | None = None) -> G1JointTrajectory:
         mink = self._mink
         motion.validate()
         ix = self._kp_index = keypoint_index(motion.keypoint_names)
@@ -154,7 +144,7 @@ class MinkRetargeter:
         tasks = list(self.tasks.values()) + [self.posture]
         for t in range(n):
             if cancel is not None and cancel.is_set():
-                raise RetargetCanceled("retargeting canceled")
+                raise Canceled("retargeting canceled")
             self._set_targets(k[t], motion.root_quat_wxyz[t], lower, s_arm)
             iters = self.iterations * (4 if t == 0 else 1)
             for _ in range(iters):

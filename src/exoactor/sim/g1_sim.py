@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from exoactor.g1.joints import G1_JOINT_NAMES, NUM_BODY_JOINTS
+from exoactor.g1.joints import NUM_BODY_JOINTS
 from exoactor.g1.lowcmd import LowCmdFrame
-from exoactor.g1.model import check_joint_layout, load_g1_spec, mesh_file_paths, robot_body_ids, torque_limits_nm
+from exoactor.g1.model import (check_joint_layout, joint_dof_addresses, joint_qpos_addresses, load_g1_spec,
+                              mesh_file_paths, robot_body_ids, torque_limits_nm)
 from exoactor.geometry import PinholeCamera, matrix_to_quat_wxyz, quat_mul_wxyz
 
 
@@ -93,9 +94,7 @@ class G1Simulator:
         self.data = mujoco.MjData(m)
         self.band = band if band is not None else ElasticBand()
         self._band_body = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, self.band.body)
-        jids = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, n) for n in G1_JOINT_NAMES]
-        self._qadr = np.array([m.jnt_qposadr[j] for j in jids])
-        self._vadr = np.array([m.jnt_dofadr[j] for j in jids])
+        self._qadr, self._vadr = joint_qpos_addresses(m), joint_dof_addresses(m)
         self.torque_limit_nm = torque_limits_nm(m)
         self._imu_site = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, "imu_in_pelvis")
         self._gyro_adr = m.sensor_adr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SENSOR, "imu-pelvis-angular-velocity")]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exoactor.geometry import PinholeCamera
-from exoactor.progress import Canceled, CancelToken, ProgressCallback  # noqa: F401 - re-exported
+from exoactor.progress import CancelToken, ProgressCallback
 from exoactor.planning.vocabulary import Step
 
 

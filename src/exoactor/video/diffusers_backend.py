@@ -29,15 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from exoactor.video.base import (
-    Canceled,
-    CancelToken,
-    ProgressCallback,
-    VideoGenerationError,
-    VideoGenerator,
-    VideoRequest,
-    VideoSegment,
-)
+from exoactor.progress import Canceled, CancelToken, ProgressCallback
+from exoactor.video.base import VideoGenerationError, VideoGenerator, VideoRequest, VideoSegment
 from exoactor.video.io import VideoReadError, VideoWriter, read_image_rgb, write_image_rgb
 
 log = logging.getLogger(__name__)

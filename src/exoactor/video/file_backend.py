@@ -1,10 +1,10 @@
 """Video backend that uses videos the user supplies, one file per planned step."""
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-from exoactor.video.base import Canceled, ProgressCallback, VideoGenerationError, VideoGenerator, VideoRequest, VideoSegment
+from exoactor.progress import Canceled, CancelToken, ProgressCallback
+from exoactor.video.base import VideoGenerationError, VideoGenerator, VideoRequest, VideoSegment
 from exoactor.video.io import VideoReadError, VideoWriter, read_video_frames, video_info, write_image_rgb
 
 
@@ -16,7 +16,7 @@ class FileVideoGenerator(VideoGenerator):
     def __init__(self, video_paths: list[str] | None = None, **_ignored):
         self.video_paths = [Path(p).expanduser() for p in (video_paths or []) if p]
 
-    def generate(self, request: VideoRequest, progress: ProgressCallback, cancel: threading.Event) -> VideoSegment:
+    def generate(self, request: VideoRequest, progress: ProgressCallback, cancel: CancelToken) -> VideoSegment:
         k = request.segment_index
         if not self.video_paths:
             raise VideoGenerationError("the file backend has no videos: set the 'file.video_paths' parameter")

@@ -15,7 +15,8 @@ import numpy as np
 
 from exoactor.geometry import PinholeCamera
 from exoactor.motion.human_motion import HUMAN_KEYPOINTS
-from exoactor.video.base import Canceled, ProgressCallback, VideoGenerationError, VideoGenerator, VideoRequest, VideoSegment
+from exoactor.progress import Canceled, CancelToken, ProgressCallback
+from exoactor.video.base import VideoGenerationError, VideoGenerator, VideoRequest, VideoSegment
 from exoactor.video.choreography import segment_poses
 from exoactor.video.io import VideoWriter, read_image_rgb, write_image_rgb
 
@@ -55,11 +56,11 @@ class SyntheticVideoGenerator(VideoGenerator):
             self._renderer_cam = key
         return self._renderer
 
-    def generate(self, request: VideoRequest, progress: ProgressCallback, cancel: threading.Event) -> VideoSegment:
+    def generate(self, request: VideoRequest, progress: ProgressCallback, cancel: CancelToken) -> VideoSegment:
         self.warm_up()
         return self._gl_thread.submit(self._generate, request, progress, cancel).result()
 
-    def _generate(self, request: VideoRequest, progress: ProgressCallback, cancel: threading.Event) -> VideoSegment:
+    def _generate(self, request: VideoRequest, progress: ProgressCallback, cancel: CancelToken) -> VideoSegment:
         import cv2  # noqa: PLC0415
 
         cam = request.camera
