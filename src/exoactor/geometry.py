@@ -159,3 +159,26 @@ class PinholeCamera:
             t = (np.asarray(z_world_m) - self.pos_world_m[2]) / d[..., 2]
         t = np.where(t > 0, t, np.nan)
         return self.pos_world_m + d * t[..., None]
+
+
+@dataclass(frozen=True)
+class LookAtCalibration:
+    """An exocentric camera given as image size, vertical field of view (square pixels, centred
+    principal point), position and the point it looks at, in the world (m)."""
+
+    width: int
+    height: int
+    fovy_deg: float
+    eye_world_m: tuple[float, float, float]
+    target_world_m: tuple[float, float, float]
+
+    def camera(self, width: int | None = None, height: int | None = None) -> PinholeCamera:
+        """The calibrated camera (optionally at another image size, same field of view and pose)."""
+        return PinholeCamera.look_at(width or self.width, height or self.height, self.fovy_deg,
+                                     self.eye_world_m, self.target_world_m)
+
+
+DEFAULT_CALIBRATION = LookAtCalibration(640, 480, 50.0, (2.6, -1.3, 1.3), (0.0, 0.0, 0.8))
+"""The offline scene's exocentric camera, the one definition: the simulator renders through it and
+the camera node's file/device sources assume it unless told otherwise (``config/params.yaml``
+repeats the values so they can be edited; a unit test keeps them equal)."""

@@ -14,7 +14,7 @@ import pytest
 import torch
 import transformers  # noqa: F401 - as diffusers
 
-from exoactor.geometry import PinholeCamera
+from exoactor.geometry import DEFAULT_CALIBRATION
 from exoactor.planning.vocabulary import Step
 from exoactor.progress import Canceled
 from exoactor.registry import load_backend
@@ -27,7 +27,7 @@ from exoactor.video.io import read_image_rgb, read_video_frames, video_info, wri
 
 WORDS = "the person raises left right arm hand overhead walks forward static camera".split()
 IMG_H, IMG_W = 40, 56  # not multiples of 16: the backend must round for the model and resize back
-CAM = PinholeCamera.look_at(IMG_W, IMG_H, 50.0, [2.6, -1.3, 1.3], [0.0, 0.0, 0.8])
+CAM = DEFAULT_CALIBRATION.camera(IMG_W, IMG_H)
 STEP = Step("raise_arm", side="left", duration_s=1.0, prompt="The person raises the left arm overhead.")
 FAST = dict(num_inference_steps=2, num_frames=9, fps=8.0, max_sequence_length=16, negative_prompt="static")
 

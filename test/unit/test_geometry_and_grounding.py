@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from exoactor.geometry import (PinholeCamera, matrix_to_quat_wxyz, quat_wxyz_to_matrix, quat_wxyz_to_xyzw,
+from exoactor.geometry import (DEFAULT_CALIBRATION, matrix_to_quat_wxyz, quat_wxyz_to_matrix, quat_wxyz_to_xyzw,
                                quat_xyzw_to_wxyz, rot_z)
 from exoactor.motion.grounding import gaussian_smooth, ground_motion
 from exoactor.motion.human_motion import FLAG_NO_PERSON, HUMAN_KEYPOINTS, KP, HumanMotion, MotionEstimationError
 
-CAM = PinholeCamera.look_at(640, 480, 50.0, [2.6, -1.3, 1.3], [0.0, 0.0, 0.8])
+CAM = DEFAULT_CALIBRATION.camera()
 
 
 def test_quaternion_round_trips_and_orders():

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exoactor.geometry import PinholeCamera
+from exoactor.geometry import DEFAULT_CALIBRATION
 from exoactor.motion.human_motion import KP, MotionEstimationError
 from exoactor.motion.mediapipe_estimator import MediaPipeEstimator
 from exoactor.planning.rules import RuleBasedPlanner
@@ -14,7 +14,7 @@ from exoactor.video.file_backend import FileVideoGenerator
 from exoactor.video.io import write_image_rgb, write_video
 from exoactor.video.synthetic import SyntheticVideoGenerator
 
-CAM = PinholeCamera.look_at(640, 480, 50.0, [2.6, -1.3, 1.3], [0.0, 0.0, 0.8])
+CAM = DEFAULT_CALIBRATION.camera()
 NOOP = lambda *a: None  # noqa: E731
 
 

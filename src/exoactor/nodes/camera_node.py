@@ -17,10 +17,9 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 
-from exoactor.geometry import PinholeCamera
 from exoactor.nodes.calibration_msgs import camera_info_msg, camera_pose_msg, pose_from_msg
 from exoactor.nodes.images import image_to_msg
-from exoactor.nodes.params import declare
+from exoactor.nodes.params import declare, declare_look_at
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import spin_node
 from exoactor.nodes.frames import tf_message
@@ -49,10 +48,7 @@ class CameraNode(Node):
         self.frame_id = p("frame_id", "exocentric_camera_optical", "optical frame of the images, the camera_info and "
                           "the camera's TF (topic mode: the source camera_info's frame_id when it has one)")
         self.world_frame = p("world_frame", "world", "frame of the published camera pose and parent of its TF")
-        fovy = p("calibration.fovy_deg", 50.0, "non-topic modes: vertical field of view (deg), square pixels, centred")
-        eye = p("calibration.eye_m", [2.6, -1.3, 1.3], "non-topic modes: camera position in the world (m)")
-        target = p("calibration.target_m", [0.0, 0.0, 0.8], "non-topic modes: point looked at in the world (m)")
-        self._cal = (fovy, eye, target)
+        self._calibration = declare_look_at(self, "calibration", size=False, note="non-topic modes: ")
         self.pub_image = self.create_publisher(Image, "exoactor/camera/image_raw", 1)
         self.pub_info = self.create_publisher(CameraInfo, "exoactor/camera/camera_info", LATCHED_QOS)
         self.pub_pose = self.create_publisher(PoseStamped, "exoactor/camera/pose", LATCHED_QOS)
@@ -116,8 +112,7 @@ class CameraNode(Node):
             if not self._cap.isOpened():
                 raise SystemExit(f"camera: cannot open {self.source} {self.path or self.device}")
             w, h = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        fovy, eye, target = self._cal
-        self.camera = PinholeCamera.look_at(w, h, fovy, eye, target)
+        self.camera = self._calibration.camera(w, h)
         stamp = self.get_clock().now().to_msg()
         self._pose = PoseStamped()
         self._pose.header.stamp, self._pose.header.frame_id = stamp, self.world_frame

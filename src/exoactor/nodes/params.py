@@ -6,6 +6,7 @@ from typing import Any
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
+from exoactor.geometry import DEFAULT_CALIBRATION, LookAtCalibration
 from exoactor.registry import backend_class, backend_parameters
 
 
@@ -54,3 +55,16 @@ def declare_backend(node: Node, registry: dict[str, str], kind: str, name: str, 
     values = {key: declare(node, f"{name}.{key}", default, desc)
               for key, (default, desc) in backend_parameters(cls).items()}
     return cls(**values, **extra)
+
+
+def declare_look_at(node: Node, prefix: str, size: bool = True, note: str = "") -> LookAtCalibration:
+    """A camera calibration as parameters ``<prefix>.{width,height,}fovy_deg,eye_m,target_m`` with
+    :data:`exoactor.geometry.DEFAULT_CALIBRATION` as defaults (``size``: also declare the image size)."""
+    d = DEFAULT_CALIBRATION
+    w = declare(node, f"{prefix}.width", d.width, f"{note}camera image width (px)") if size else d.width
+    h = declare(node, f"{prefix}.height", d.height, f"{note}camera image height (px)") if size else d.height
+    fovy = declare(node, f"{prefix}.fovy_deg", d.fovy_deg,
+                   f"{note}camera vertical field of view (deg), square pixels, centred")
+    eye = declare(node, f"{prefix}.eye_m", list(d.eye_world_m), f"{note}camera position in the world (m)")
+    target = declare(node, f"{prefix}.target_m", list(d.target_world_m), f"{note}point the camera looks at in the world (m)")
+    return LookAtCalibration(w, h, fovy, tuple(eye), tuple(target))

@@ -28,11 +28,11 @@ from visualization_msgs.msg import Marker, MarkerArray
 from exoactor.g1.joints import G1_JOINT_NAMES
 from exoactor.g1.model import ROOT_BODY, robot_body_ids
 from exoactor.g1.urdf import fixed_joint_transforms, geom_parts, urdf_from_model
-from exoactor.geometry import (PinholeCamera, matrix_to_rpy, quat_mul_wxyz, quat_rotate_wxyz,
+from exoactor.geometry import (matrix_to_rpy, quat_mul_wxyz, quat_rotate_wxyz,
                                quat_wxyz_to_matrix)
 from exoactor.nodes.calibration_msgs import camera_info_msg, camera_pose_msg
 from exoactor.nodes.images import image_to_msg
-from exoactor.nodes.params import ConfigError, declare
+from exoactor.nodes.params import ConfigError, declare, declare_look_at
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import join_all, spin_node
 from exoactor.nodes.frames import TransformStream, tf_message
@@ -51,11 +51,7 @@ class G1SimNode(Node):
         self.camera_rate = p("camera_rate_hz", 2.0, "exocentric camera frame rate (Hz); 0 disables rendering")
         self.marker_rate = p("marker_rate_hz", 5.0, "robot mesh MarkerArray rate for rviz2 (Hz); 0 disables")
         mode_machine = p("mode_machine", 5, "mode_machine reported in LowState (5 = G1 29-DoF)")
-        width = p("camera.width", 640, "camera image width (px)")
-        height = p("camera.height", 480, "camera image height (px)")
-        fovy = p("camera.fovy_deg", 50.0, "camera vertical field of view (deg)")
-        eye = p("camera.eye_m", [2.6, -1.3, 1.3], "camera position in the world (m)")
-        target = p("camera.target_m", [0.0, 0.0, 0.8], "point the camera looks at in the world (m)")
+        calibration = declare_look_at(self, "camera")
         band = ElasticBand(enabled=p("band.enabled", True, "hang the robot on an elastic band (no balance controller yet)"),
                            stiffness_n_m=p("band.stiffness_n_m", 200.0, "band stiffness (N/m)"),
                            damping_n_s_m=p("band.damping_n_s_m", 100.0, "band damping (N s/m)"),
@@ -67,7 +63,7 @@ class G1SimNode(Node):
                              "description package); '' = generated from the simulated model (exoactor.g1.urdf)")
         self.publish_link_tf = p("publish_link_tf", True, "publish TF for every link below the pelvis; false when "
                                  "robot_state_publisher does it from /joint_states")
-        self.camera = PinholeCamera.look_at(width, height, fovy, eye, target)
+        self.camera = calibration.camera()
         self.sim = G1Simulator(band=band, model_dir=model_dir or None, camera=self.camera if self.camera_rate > 0 else None)
         self._writer = LowStateWriter(mode_machine)
         LowCmd, LowState, _ = import_unitree_hg()
@@ -102,7 +98,7 @@ class G1SimNode(Node):
         self.pub_cam_pose.publish(cam_pose)
         self.pub_info.publish(camera_info_msg(self.camera, cam_pose.header.stamp, "exocentric_camera_optical"))
         self.get_logger().info(f"G1 simulator running (dt {self.sim.timestep_s * 1e3:.1f} ms, band "
-                               f"{'on' if band.enabled else 'off'}, camera {width}x{height} @ {self.camera_rate} Hz)")
+                               f"{'on' if band.enabled else 'off'}, camera {self.camera.width}x{self.camera.height} @ {self.camera_rate} Hz)")
 
     def _on_lowcmd(self, data: bytes) -> None:
         frame, why = self._reader.check(data)  # never raises
