@@ -51,7 +51,11 @@ def test_launch_file_declares_the_same_nodes_and_overrides(monkeypatch, tmp_path
     assert [n.kwargs["name"] for n in nodes] == [n.name for n in graph.nodes]
     assert args == set(graph.arguments) | {"params_file"}
     video = next(n for n in nodes if n.kwargs["name"] == "video_generator")
-    assert video.kwargs["parameters"][1] == {"backend": "$(video_backend)"}
+    assert video.kwargs["parameters"][1] == {"backend": "$(video_backend)", "episode_root": "$(episode_root)"}
+    # every node gets exactly the overrides the launcher gives it (an argument may set several nodes)
+    for n, g in zip(nodes, graph.nodes):
+        given = {item.split(":=")[0] for item in g.argv if ":=" in item and not item.startswith("__node")}
+        assert set(n.kwargs["parameters"][1]) == given, n.kwargs["name"]
     assert next(n for n in nodes if n.kwargs["name"] == "g1_sim").kwargs["condition"].args == ("$(sim)",)
     # every executable the launch file names is installed by CMakeLists.txt (scripts/nodes/*)
     for n in nodes:
