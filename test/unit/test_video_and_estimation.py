@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from exoactor.geometry import DEFAULT_CALIBRATION
-from exoactor.motion.human_motion import KP, MotionEstimationError
+from exoactor.motion.human_motion import MotionEstimationError
+from exoactor.skeleton import KP
 from exoactor.motion.mediapipe_estimator import MediaPipeEstimator
 from exoactor.planning.rules import RuleBasedPlanner
 from exoactor.video.base import VideoGenerationError, VideoRequest

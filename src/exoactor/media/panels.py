@@ -9,18 +9,13 @@ import cv2
 import numpy as np
 
 from exoactor.geometry import PinholeCamera
+from exoactor.skeleton import HUMAN_BONES
 
 PANEL_W, PANEL_H = 320, 240
 HEADER_H, FOOTER_H = 30, 58
 FRAME_W, FRAME_H = 2 * PANEL_W, HEADER_H + 2 * PANEL_H + FOOTER_H
 
-BONES: tuple[tuple[str, str], ...] = (
-    ("pelvis", "spine"), ("spine", "neck"), ("neck", "head"), ("left_hip", "right_hip"),
-    ("left_shoulder", "right_shoulder"), *(
-        (f"{s}_{a}", f"{s}_{b}") for s in ("left", "right") for a, b in (
-            ("hip", "knee"), ("knee", "ankle"), ("ankle", "heel"), ("heel", "toe"), ("ankle", "toe"),
-            ("shoulder", "elbow"), ("elbow", "wrist"), ("wrist", "hand"))))
-"""The body skeleton's bones (the same as the pose estimator's rviz skeleton)."""
+BONES = HUMAN_BONES
 
 SIDE_COLORS = {"left": (60, 160, 255), "right": (255, 90, 60), "": (240, 240, 240)}
 STAGE_COLORS = {"planning": (150, 150, 150), "camera": (120, 120, 120), "embodiment_transfer": (170, 120, 200),

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from exoactor.geometry import PinholeCamera, matrix_to_quat_wxyz
-from exoactor.motion.human_motion import FLAG_INTERPOLATED, FLAG_NO_PERSON, KP, HumanMotion, MotionEstimationError
+from exoactor.motion.human_motion import FLAG_INTERPOLATED, FLAG_NO_PERSON, HumanMotion, MotionEstimationError
+from exoactor.skeleton import KP
 
 FOOT_POINTS = ("left_heel", "right_heel", "left_toe", "right_toe")
 SOLE_HEIGHT_M = {"left_heel": 0.03, "right_heel": 0.03, "left_toe": 0.02, "right_toe": 0.02}

@@ -10,19 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-HUMAN_KEYPOINTS: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine", "neck", "head",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hand", "right_hand",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-    "left_heel", "right_heel", "left_toe", "right_toe",
-)
-"""Keypoint set of estimators in this project (names follow SMPL where SMPL has the joint).
-"spine" is the mid-point of hips and shoulders, "neck" the mid-point of the shoulders,
-"hand" the middle of the knuckles, "toe" the tip of the foot."""
-
-KP = {name: i for i, name in enumerate(HUMAN_KEYPOINTS)}
-"""Keypoint name -> index in HUMAN_KEYPOINTS."""
+from exoactor.skeleton import HUMAN_KEYPOINTS
 
 FLAG_INTERPOLATED = 1
 FLAG_NO_PERSON = 2

@@ -13,8 +13,10 @@ import numpy as np
 from exoactor.geometry import PinholeCamera
 from exoactor.motion.estimator import MotionEstimator
 from exoactor.motion.grounding import ground_motion
-from exoactor.motion.human_motion import HUMAN_KEYPOINTS, HumanMotion, MotionEstimationError
+from exoactor.motion.human_motion import HumanMotion, MotionEstimationError
 from exoactor.progress import Canceled, CancelToken, ProgressCallback
+from exoactor.skeleton import HUMAN_KEYPOINTS
+from exoactor.video.io import VideoReadError, read_video_frames, video_info
 
 # HUMAN_KEYPOINTS -> MediaPipe landmark indices averaged to make it.
 MEDIAPIPE_SOURCES: dict[str, tuple[int, ...]] = {
@@ -46,8 +48,6 @@ class MediaPipeEstimator(MotionEstimator):
                  cancel: CancelToken) -> HumanMotion:
         import cv2  # noqa: PLC0415
         import mediapipe as mp  # noqa: PLC0415
-
-        from exoactor.video.io import VideoReadError, read_video_frames, video_info  # noqa: PLC0415
 
         try:
             fps, n, w, h = video_info(video_path)

@@ -12,7 +12,6 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from exoactor.action import EstimateMotion
 from exoactor.motion import ESTIMATOR_BACKENDS, HumanMotion, MotionEstimationError
-from exoactor.motion.human_motion import KP
 from exoactor.msg import HumanMotion as HumanMotionMsg
 from exoactor.nodes.calibration_msgs import camera_from_msgs
 from exoactor.nodes.params import declare
@@ -22,12 +21,7 @@ from exoactor.nodes.conversions import WORLD_FRAME, motion_to_msg
 from exoactor.nodes.playback import Playback
 from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
 from exoactor.registry import load_backend
-
-BONES = [("pelvis", "spine"), ("spine", "neck"), ("neck", "head"), ("left_hip", "right_hip"),
-         ("left_shoulder", "right_shoulder")] + [
-    (f"{s}_{a}", f"{s}_{b}") for s in ("left", "right") for a, b in (
-        ("hip", "knee"), ("knee", "ankle"), ("ankle", "heel"), ("heel", "toe"), ("ankle", "toe"),
-        ("shoulder", "elbow"), ("elbow", "wrist"), ("wrist", "hand"))]
+from exoactor.skeleton import HUMAN_BONES, KP
 
 
 def skeleton_markers(motion: HumanMotion, t: int, stamp, frame_id: str = WORLD_FRAME) -> MarkerArray:
@@ -40,7 +34,7 @@ def skeleton_markers(motion: HumanMotion, t: int, stamp, frame_id: str = WORLD_F
         mk.pose.orientation.w = 1.0
         mk.scale.x = mk.scale.y = mk.scale.z = 0.02 if typ == Marker.LINE_LIST else 0.04
         mk.color.r, mk.color.g, mk.color.b, mk.color.a = (0.1, 0.8, 0.3, 1.0) if i == 0 else (1.0, 0.5, 0.1, 1.0)
-    for a, b in BONES:
+    for a, b in HUMAN_BONES:
         lines.points += [Point(x=float(kp[KP[a]][0]), y=float(kp[KP[a]][1]), z=float(kp[KP[a]][2])),
                          Point(x=float(kp[KP[b]][0]), y=float(kp[KP[b]][1]), z=float(kp[KP[b]][2]))]
     dots.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in kp]

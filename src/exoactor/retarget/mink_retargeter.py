@@ -18,9 +18,10 @@ import numpy as np
 from exoactor.g1.joints import G1_JOINT_NAMES
 from exoactor.g1.model import joint_qpos_addresses, load_g1_model
 from exoactor.geometry import matrix_to_quat_wxyz, quat_wxyz_to_matrix, rot_z
-from exoactor.motion.human_motion import HUMAN_KEYPOINTS, HumanMotion
+from exoactor.motion.human_motion import HumanMotion
 from exoactor.progress import Canceled, CancelToken, ProgressCallback
 from exoactor.retarget.trajectory import G1JointTrajectory, RetargetingError
+from exoactor.skeleton import HUMAN_KEYPOINTS
 
 def keypoint_index(names) -> dict[str, int]:
     """Name -> index of a motion's keypoints; RetargetingError unless they are HUMAN_KEYPOINTS in order."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from exoactor.geometry import PinholeCamera, rot_x, rot_z
-from exoactor.motion.human_motion import HUMAN_KEYPOINTS
+from exoactor.skeleton import HUMAN_KEYPOINTS
 from exoactor.video.choreography import BodyPose
 
 H_FROM_ANNY = rot_z(np.pi / 2)

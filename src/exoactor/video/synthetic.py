@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from exoactor.geometry import PinholeCamera
-from exoactor.motion.human_motion import HUMAN_KEYPOINTS
 from exoactor.progress import Canceled, CancelToken, ProgressCallback
+from exoactor.skeleton import HUMAN_KEYPOINTS
 from exoactor.video.base import VideoGenerationError, VideoGenerator, VideoRequest, VideoSegment
 from exoactor.video.choreography import segment_poses
 from exoactor.video.io import VideoWriter, read_image_rgb, write_image_rgb

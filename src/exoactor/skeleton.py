@@ -1,0 +1,29 @@
+"""The human skeleton every stage shares: keypoint names, their indices and the bones between them.
+
+Estimators produce keypoints in this order (:class:`exoactor.motion.human_motion.HumanMotion`),
+the synthetic video backend renders its ground truth in it, and rviz2 markers and episode media
+draw :data:`HUMAN_BONES`. Below both ``motion`` and ``video``: neither imports the other for it.
+"""
+from __future__ import annotations
+
+HUMAN_KEYPOINTS: tuple[str, ...] = (
+    "pelvis", "left_hip", "right_hip", "spine", "neck", "head",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hand", "right_hand",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_toe", "right_toe",
+)
+"""Keypoint set of estimators in this project (names follow SMPL where SMPL has the joint).
+"spine" is the mid-point of hips and shoulders, "neck" the mid-point of the shoulders,
+"hand" the middle of the knuckles, "toe" the tip of the foot."""
+
+KP = {name: i for i, name in enumerate(HUMAN_KEYPOINTS)}
+"""Keypoint name -> index in HUMAN_KEYPOINTS."""
+
+HUMAN_BONES: tuple[tuple[str, str], ...] = (
+    ("pelvis", "spine"), ("spine", "neck"), ("neck", "head"), ("left_hip", "right_hip"),
+    ("left_shoulder", "right_shoulder"), *(
+        (f"{s}_{a}", f"{s}_{b}") for s in ("left", "right") for a, b in (
+            ("hip", "knee"), ("knee", "ankle"), ("ankle", "heel"), ("heel", "toe"), ("ankle", "toe"),
+            ("shoulder", "elbow"), ("elbow", "wrist"), ("wrist", "hand"))))
+"""The bones drawn between keypoints (body skeleton)."""
