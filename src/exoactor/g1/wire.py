@@ -4,8 +4,8 @@ Both messages are fixed-size, so their CDR serialisation (XCDR1 little-endian, a
 and rmw_cyclonedds write it) differs from the C struct the CRC is defined on only by padding.
 From one field list, :func:`byte_map` derives both layouts and a byte permutation between them:
 encoding a 500 Hz LowCmd is one numpy indexing operation instead of building 35 nested Python
-message objects. :func:`check_against` verifies the map against rclpy's own serializer at start-up;
-callers fall back to message objects if it ever disagrees.
+message objects. ROS-free: :func:`exoactor.nodes.unitree_io.check_against` verifies a map against
+rclpy's own serializer at start-up, and the nodes fall back to message objects if it ever disagrees.
 """
 from __future__ import annotations
 
@@ -94,41 +94,3 @@ LOWCMD_MAP = byte_map(LOWCMD)
 """LowCmd: 1004-byte C struct <-> 1000-byte CDR payload."""
 LOWSTATE_MAP = byte_map(LOWSTATE)
 """LowState: 2092-byte C struct <-> 2088-byte CDR payload."""
-
-
-def check_against(bmap: ByteMap, msg_type, c_record_of) -> bool:
-    """True if rclpy serialises a sample message exactly as ``bmap`` predicts.
-
-    ``c_record_of(msg)`` must return the C struct bytes of a message object.
-    """
-    from rclpy.serialization import serialize_message  # noqa: PLC0415
-
-    msg = msg_type()
-    rng = np.random.default_rng(7)
-    _fill_random(msg, rng)
-    try:
-        ours = np.frombuffer(bmap.to_cdr(c_record_of(msg)), dtype=np.uint8)
-        theirs = np.frombuffer(serialize_message(msg), dtype=np.uint8)
-    except Exception:  # noqa: BLE001 - any failure means: do not use the fast path
-        return False
-    if ours.shape != theirs.shape or not np.array_equal(ours[:2], theirs[:2]):
-        return False
-    data = np.concatenate([np.zeros(4, bool), bmap.cdr_from_c >= 0])  # the serializer leaves padding unset
-    return bool(np.array_equal(ours[data], theirs[data]))
-
-
-def _fill_random(msg, rng) -> None:
-    """Fill every numeric field of a (nested, fixed-size) message with random values."""
-    for name, typ in msg.get_fields_and_field_types().items():
-        val = getattr(msg, name)
-        if hasattr(val, "get_fields_and_field_types"):
-            _fill_random(val, rng)
-        elif isinstance(val, list) and val and hasattr(val[0], "get_fields_and_field_types"):
-            for v in val:
-                _fill_random(v, rng)
-        else:
-            base = typ.split("[")[0]
-            n = len(val) if not np.isscalar(val) else None
-            gen = (lambda: float(np.float32(rng.normal()))) if base.startswith("float") else (
-                lambda: int(rng.integers(0, 120 if base in ("uint8", "int8") else 30000)))
-            setattr(msg, name, [gen() for _ in range(n)] if n is not None else gen())

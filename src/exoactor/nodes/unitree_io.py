@@ -11,11 +11,14 @@ the default here, settable per node (``lowcmd_qos.*``, ``lowstate_qos.*``, :func
 from __future__ import annotations
 
 import numpy as np
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message, serialize_message
 
 from exoactor.g1.joints import NUM_BODY_JOINTS, NUM_MOTOR_SLOTS
 from exoactor.g1.lowcmd import LOWCMD_DTYPE, LowCmdFrame, unitree_crc32
 from exoactor.g1.lowstate import LOWSTATE_DTYPE, LowStateSample, lowstate_crc, sample_from_c_bytes
-from exoactor.g1.wire import LOWCMD_MAP, LOWSTATE_MAP, check_against
+from exoactor.g1.wire import LOWCMD_MAP, LOWSTATE_MAP, ByteMap
+from exoactor.nodes.params import ConfigError, declare
 
 _CMD_FIELDS = ("q", "dq", "tau", "kp", "kd")
 _STATE_FIELDS = ("q", "dq", "ddq", "tau_est", "vol", "motorstate")
@@ -27,8 +30,6 @@ UNITREE_QOS_DEFAULTS = {"reliability": "reliable", "depth": 10}
 
 def unitree_qos(reliability: str = "reliable", depth: int = 10):
     """QoSProfile for /lowcmd or /lowstate; raises ValueError on an unknown reliability or depth < 1."""
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: PLC0415
-
     policies = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
     if reliability not in policies:
         raise ValueError(f"reliability must be one of {', '.join(policies)}, got {reliability!r}")
@@ -42,8 +43,6 @@ def declare_unitree_qos(node, topic: str):
     """Declare ``<topic>_qos.reliability`` and ``<topic>_qos.depth`` on ``node``; returns the QoSProfile.
 
     A wrong value stops the node at start-up with one line (ConfigError)."""
-    from exoactor.nodes.params import ConfigError, declare  # noqa: PLC0415
-
     rel = declare(node, f"{topic}_qos.reliability", UNITREE_QOS_DEFAULTS["reliability"],
                   f"/{topic} QoS reliability: reliable (unitree_ros2's G1 examples) or best_effort; both ends "
                   "must agree (a best_effort subscriber accepts a reliable publisher, not the other way round)")
@@ -64,6 +63,43 @@ def import_unitree_hg():
             "the unitree_hg messages are not installed: build unitree_ros2's unitree_hg in your workspace "
             "(real robot) or run scripts/setup_env.sh (offline copy)") from e
     return LowCmd, LowState, MotorCmd
+
+
+# ---- the fast path's start-up check ---------------------------------------------------------
+def check_against(bmap: ByteMap, msg_type, c_record_of) -> bool:
+    """True if rclpy serialises a sample message exactly as ``bmap`` predicts.
+
+    ``c_record_of(msg)`` must return the C struct bytes of a message object.
+    """
+    msg = msg_type()
+    rng = np.random.default_rng(7)
+    _fill_random(msg, rng)
+    try:
+        ours = np.frombuffer(bmap.to_cdr(c_record_of(msg)), dtype=np.uint8)
+        theirs = np.frombuffer(serialize_message(msg), dtype=np.uint8)
+    except Exception:  # noqa: BLE001 - any failure means: do not use the fast path
+        return False
+    if ours.shape != theirs.shape or not np.array_equal(ours[:2], theirs[:2]):
+        return False
+    data = np.concatenate([np.zeros(4, bool), bmap.cdr_from_c >= 0])  # the serializer leaves padding unset
+    return bool(np.array_equal(ours[data], theirs[data]))
+
+
+def _fill_random(msg, rng) -> None:
+    """Fill every numeric field of a (nested, fixed-size) message with random values."""
+    for name, typ in msg.get_fields_and_field_types().items():
+        val = getattr(msg, name)
+        if hasattr(val, "get_fields_and_field_types"):
+            _fill_random(val, rng)
+        elif isinstance(val, list) and val and hasattr(val[0], "get_fields_and_field_types"):
+            for v in val:
+                _fill_random(v, rng)
+        else:
+            base = typ.split("[")[0]
+            n = len(val) if not np.isscalar(val) else None
+            gen = (lambda: float(np.float32(rng.normal()))) if base.startswith("float") else (
+                lambda: int(rng.integers(0, 120 if base in ("uint8", "int8") else 30000)))
+            setattr(msg, name, [gen() for _ in range(n)] if n is not None else gen())
 
 
 # ---- message objects <-> C records (the slow, obviously-correct path) --------------------------
@@ -96,7 +132,8 @@ def record_to_lowcmd_msg(rec: np.ndarray, LowCmd):
 
 def lowstate_msg_to_record(msg) -> np.ndarray:
     rec = np.zeros((), dtype=LOWSTATE_DTYPE)
-    rec["version"], rec["mode_pr"], rec["mode_machine"], rec["tick"] = list(msg.version), msg.mode_pr, msg.mode_machine, msg.tick
+    rec["version"], rec["mode_pr"] = list(msg.version), msg.mode_pr
+    rec["mode_machine"], rec["tick"] = msg.mode_machine, msg.tick
     imu = rec["imu_state"]
     for f in ("quaternion", "gyroscope", "accelerometer", "rpy", "temperature"):
         imu[f] = getattr(msg.imu_state, f)
@@ -111,7 +148,8 @@ def lowstate_msg_to_record(msg) -> np.ndarray:
 def record_to_lowstate_msg(rec: np.ndarray, LowState):
     """The slow path: a LowState message object filled field by field from a C record."""
     msg = LowState()
-    msg.version, msg.mode_pr, msg.mode_machine, msg.tick = [int(v) for v in rec["version"]], int(rec["mode_pr"]), int(rec["mode_machine"]), int(rec["tick"])
+    msg.version, msg.mode_pr = [int(v) for v in rec["version"]], int(rec["mode_pr"])
+    msg.mode_machine, msg.tick = int(rec["mode_machine"]), int(rec["tick"])
     for f in ("quaternion", "gyroscope", "accelerometer", "rpy"):
         setattr(msg.imu_state, f, rec["imu_state"][f].tolist())
     msg.imu_state.temperature = int(rec["imu_state"]["temperature"])
@@ -122,7 +160,8 @@ def record_to_lowstate_msg(rec: np.ndarray, LowState):
             setattr(s, f, float(ms[f]))
         for f in ("temperature", "sensor", "reserve"):
             setattr(s, f, ms[f].tolist())
-    msg.wireless_remote, msg.reserve, msg.crc = rec["wireless_remote"].tolist(), rec["reserve"].tolist(), int(rec["crc"])
+    msg.wireless_remote, msg.reserve = rec["wireless_remote"].tolist(), rec["reserve"].tolist()
+    msg.crc = int(rec["crc"])
     return msg
 
 
@@ -177,7 +216,6 @@ class LowCmdReader:
         if self.fast:
             rec = np.frombuffer(LOWCMD_MAP.to_c(data), dtype=LOWCMD_DTYPE)[0]
         else:
-            from rclpy.serialization import deserialize_message  # noqa: PLC0415
             rec = lowcmd_msg_to_record(deserialize_message(data, self.LowCmd))
         m = rec["motor"]
         frame = LowCmdFrame(q=m["q"].astype(float), dq=m["dq"].astype(float), tau=m["tau"].astype(float),
@@ -228,14 +266,12 @@ class LowStateReader:
         """Everything the controller checks; raises ValueError on a malformed message (size, encoding)."""
         if self.fast:
             return sample_from_c_bytes(LOWSTATE_MAP.to_c(data))
-        from rclpy.serialization import deserialize_message  # noqa: PLC0415
         return sample_from_c_bytes(lowstate_msg_to_record(deserialize_message(data, self.LowState)).tobytes())
 
     def read(self, data: bytes):
         if self.fast:
             rec = np.frombuffer(LOWSTATE_MAP.to_c(data), dtype=LOWSTATE_DTYPE)[0]
         else:
-            from rclpy.serialization import deserialize_message  # noqa: PLC0415
             rec = lowstate_msg_to_record(deserialize_message(data, self.LowState))
         ms = rec["motor_state"][:NUM_BODY_JOINTS]
         return (ms["q"].astype(float), ms["dq"].astype(float), int(rec["mode_machine"]),
