@@ -620,7 +620,8 @@ class _Run:
             raise _Aborted()
         if not res.success:
             self.failed_step = step
-            code = R.ERROR_ROBOT_STATE if stage == "tracking" and ("lowstate" in res.message or "fault" in res.message) else error_code
+            robot = ("lowstate", "fault", "e-stop", "temperature", " C (limit")
+            code = R.ERROR_ROBOT_STATE if stage == "tracking" and any(w in res.message for w in robot) else error_code
             raise StageFailed(code, stage, res.message, reason)
         return res
 
