@@ -12,4 +12,4 @@ source "$REPO/scripts/env.sh"
 cd "$REPO"
 echo "[setup] loading the synthetic human model (first use builds its cache: 1-2 minutes)" >&2
 python -m exoactor.video.synthetic --warm-up >&2
-exec python -m exoactor.demo "$INSTRUCTION"
+exec python -m exoactor.nodes.demo "$INSTRUCTION"

@@ -1,17 +1,22 @@
 """The offline demo: start the graph, run one task with a progress bar, print the episode folder.
 
-    python -m exoactor.demo "wave with the right hand, then squat" [--log-dir DIR]
+    python -m exoactor.nodes.demo "wave with the right hand, then squat" [--log-dir DIR]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from exoactor.launcher import Graph, build_graph
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from exoactor.nodes.task_client import STATUS_NAMES, TaskClient, print_feedback  # noqa: PLC0415
 
-    rclpy.init()
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends the demo as Ctrl-C does: cancel, stop the graph
+    rclpy.init(signal_handler_options=rclpy.SignalHandlerOptions.NO)  # Ctrl-C stays a KeyboardInterrupt here
     node = rclpy.create_node("exoactor_demo")
     client = TaskClient(node)
     code = 1
