@@ -9,8 +9,8 @@ its entities, so the node stays missing for the rest of its life (measured with 
 process stopped for 25 s was still missing 60 s after it resumed, its /rosout publisher listed
 with node ``_NODE_NAME_UNKNOWN_``; and a listener that joins late may wait seconds for a busy
 process's entry). :class:`GraphPresence` republishes the entry (it creates and destroys a hidden
-publisher, which makes the middleware send it again) every ``period_s``, and within a second when
-this process sees a peer whose names are missing: after a lapse both sides see that.
+publisher, which makes the middleware send it again) now and then and whenever the graph says a
+peer may lack it.
 """
 from __future__ import annotations
 
@@ -26,33 +26,40 @@ REFRESH_TOPIC = "_exoactor/graph_presence"
 
 
 class GraphPresence:
-    """Keeps ``node``'s process in its peers' node lists (one timer on ``node``)."""
+    """Keeps ``node``'s process in its peers' node lists (one timer on ``node``).
+
+    Every ``check_s`` it looks at the /rosout publishers it knows (every node has one) and
+    republishes its entry: every ``period_s``; a check after a peer appeared or came back (its
+    readers are matched by then; the middleware does not resend the entry to a returning peer);
+    and when a peer is listed without its node on two checks in a row (after a lapse both sides
+    see each other that way), at most once a period.
+    """
 
     def __init__(self, node: Node, period_s: float = 5.0, check_s: float = 1.0):
         self.node = node
         self.refreshes = 0
         self._every = max(1, round(period_s / check_s))
         self._ticks = self._last = 0
-        self._unknown_before = self._early_used = False
+        self._unknown_before = self._early_used = self._peer_joined = False
+        self._peers: set[tuple[int, ...]] | None = None
         node.create_timer(check_s, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
-
-    def peers_unknown(self) -> bool:
-        """Whether some node's /rosout publisher is listed without its node (its process's entry is missing)."""
-        return any(i.node_name == UNKNOWN_NODE for i in self.node.get_publishers_info_by_topic("/rosout"))
 
     def refresh(self) -> None:
         """Make the middleware republish this process's nodes to every peer."""
         self.node.destroy_publisher(self.node.create_publisher(Empty, REFRESH_TOPIC, 1))
         self.refreshes += 1
+        self.node.get_logger().debug(f"graph presence: node list republished ({self.refreshes})")
 
     def _tick(self) -> None:
         self._ticks += 1
         try:
-            unknown = self.peers_unknown()
-            # Early (at most once a period): unknown twice in a row, as a new peer's topics may be seen a
-            # moment before its names.
+            rosout = self.node.get_publishers_info_by_topic("/rosout")
+            unknown = any(i.node_name == UNKNOWN_NODE for i in rosout)
+            peers = {tuple(i.endpoint_gid) for i in rosout}
+            joined, self._peer_joined = self._peer_joined, self._peers is not None and bool(peers - self._peers)
+            self._peers = peers
             early = unknown and self._unknown_before and not self._early_used
-            if early or self._ticks - self._last >= self._every:
+            if joined or early or self._ticks - self._last >= self._every:
                 self.refresh()
                 self._last, self._early_used = self._ticks, early
             self._unknown_before = unknown

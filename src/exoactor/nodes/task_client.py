@@ -32,7 +32,7 @@ class TaskClient:
     def __init__(self, node: Node):
         self.node = node
         self.client = ActionClient(node, ExecuteTask, "exoactor/execute_task")
-        self._executor = MultiThreadedExecutor(num_threads=2)
+        self._executor = MultiThreadedExecutor(num_threads=2, context=node.context)
         self._executor.add_node(node)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
         self._thread.start()
