@@ -23,8 +23,6 @@ from exoactor.video.base import VideoGenerationError, VideoRequest
 from exoactor.video.diffusers_backend import DiffusersVideoGenerator
 from exoactor.video.io import read_image_rgb, read_video_frames, video_info, write_image_rgb
 
-
-
 WORDS = "the person raises left right arm hand overhead walks forward static camera".split()
 IMG_H, IMG_W = 40, 56  # not multiples of 16: the backend must round for the model and resize back
 CAM = DEFAULT_CALIBRATION.camera(IMG_W, IMG_H)
@@ -34,11 +32,21 @@ FAST = dict(num_inference_steps=2, num_frames=9, fps=8.0, max_sequence_length=16
 
 def tiny_wan_i2v(first_last_frame: bool = False):
     """A WanImageToVideoPipeline with random weights at toy sizes (as diffusers' own fast tests)."""
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline
-    from diffusers import WanTransformer3DModel
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanImageToVideoPipeline,
+        WanTransformer3DModel,
+    )
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, PreTrainedTokenizerFast
-    from transformers import UMT5Config, UMT5EncoderModel
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        CLIPVisionModel,
+        PreTrainedTokenizerFast,
+        UMT5Config,
+        UMT5EncoderModel,
+    )
 
     vocab = {w: i for i, w in enumerate(["<pad>", "</s>", "<unk>", *WORDS])}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))

@@ -2,26 +2,21 @@
 from __future__ import annotations
 
 import base64
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes.base import Reply
+from fakes.gemini import FakeGemini, decode_b64_rgb
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from fakes.base import Reply  # noqa: E402
-from fakes.gemini import FakeGemini, decode_b64_rgb  # noqa: E402
-
-from exoactor.embodiment import EMBODIMENT_BACKENDS  # noqa: E402
-from exoactor.embodiment import gemini as gmod  # noqa: E402
-from exoactor.embodiment.base import EmbodimentTransferError  # noqa: E402
-from exoactor.embodiment.gemini import DEFAULT_PROMPT, GeminiImageTransfer, nearest_aspect_ratio  # noqa: E402
-from exoactor.progress import Canceled  # noqa: E402
-from exoactor.registry import backend_class, backend_parameters  # noqa: E402
-from exoactor.remote.errors import Reason, RemoteError  # noqa: E402
+from exoactor.embodiment import EMBODIMENT_BACKENDS
+from exoactor.embodiment import gemini as gmod
+from exoactor.embodiment.base import EmbodimentTransferError
+from exoactor.embodiment.gemini import DEFAULT_PROMPT, GeminiImageTransfer, nearest_aspect_ratio
+from exoactor.progress import Canceled
+from exoactor.registry import backend_class, backend_parameters
+from exoactor.remote.errors import Reason, RemoteError
 
 KEY = "test-gemini-key-0123456789"
 ENV = "EXOACTOR_TEST_GEMINI_KEY"

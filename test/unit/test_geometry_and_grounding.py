@@ -1,8 +1,14 @@
 import numpy as np
 import pytest
 
-from exoactor.geometry import (DEFAULT_CALIBRATION, matrix_to_quat_wxyz, quat_wxyz_to_matrix, quat_wxyz_to_xyzw,
-                               quat_xyzw_to_wxyz, rot_z)
+from exoactor.geometry import (
+    DEFAULT_CALIBRATION,
+    matrix_to_quat_wxyz,
+    quat_wxyz_to_matrix,
+    quat_wxyz_to_xyzw,
+    quat_xyzw_to_wxyz,
+    rot_z,
+)
 from exoactor.motion.grounding import gaussian_smooth, ground_motion
 from exoactor.motion.human_motion import FLAG_NO_PERSON, HUMAN_KEYPOINTS, HumanMotion, MotionEstimationError
 from exoactor.skeleton import KP

@@ -3,30 +3,25 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import pytest
+from fakes.base import FakeService, Reply
+from fakes.gemini import FakeGemini
+from fakes.openai_compat import FakeOpenAICompat
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from fakes.base import FakeService, Reply  # noqa: E402
-from fakes.gemini import FakeGemini  # noqa: E402
-from fakes.openai_compat import FakeOpenAICompat  # noqa: E402
-
-from exoactor.planning import PLANNER_BACKENDS, PlanningError  # noqa: E402
-from exoactor.planning.gemini_planner import GeminiPlanner  # noqa: E402
-from exoactor.planning.llm import request_schema  # noqa: E402
-from exoactor.planning.openai_planner import OpenAIPlanner  # noqa: E402
-from exoactor.planning.rules import MAX_INSTRUCTION_CHARS  # noqa: E402
-from exoactor.planning.vocabulary import plan_json_schema  # noqa: E402
-from exoactor.progress import Canceled  # noqa: E402
-from exoactor.registry import backend_class, backend_parameters  # noqa: E402
-from exoactor.remote.errors import Reason, RemoteError  # noqa: E402
+from exoactor.planning import PLANNER_BACKENDS, PlanningError
+from exoactor.planning.gemini_planner import GeminiPlanner
+from exoactor.planning.llm import request_schema
+from exoactor.planning.openai_planner import OpenAIPlanner
+from exoactor.planning.rules import MAX_INSTRUCTION_CHARS
+from exoactor.planning.vocabulary import plan_json_schema
+from exoactor.progress import Canceled
+from exoactor.registry import backend_class, backend_parameters
+from exoactor.remote.errors import Reason, RemoteError
 
 GEMINI_KEY = "test-gemini-key-0123456789"
 OPENAI_KEY = "sk-test-openai-key-0123456789"

@@ -7,10 +7,10 @@ from exoactor.g1.joints import DEFAULT_KD, DEFAULT_KP
 from exoactor.g1.lowcmd import LowCmdFrame
 from exoactor.g1.model import joint_ranges_rad, stand_pose_rad
 from exoactor.motion.human_motion import HUMAN_KEYPOINTS, HumanMotion
-from exoactor.skeleton import KP
 from exoactor.progress import Canceled
 from exoactor.retarget.mink_retargeter import MinkRetargeter
 from exoactor.sim.g1_sim import ElasticBand, G1Simulator
+from exoactor.skeleton import KP
 
 
 def _pd_command(q_target):

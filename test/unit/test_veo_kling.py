@@ -3,31 +3,27 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes.base import Reply
+from fakes.kling import FakeKling, kling_error_reply
+from fakes.veo import FakeStorage, FakeVeo, google_error
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from fakes.base import Reply  # noqa: E402
-from fakes.kling import FakeKling, kling_error_reply  # noqa: E402
-from fakes.veo import FakeStorage, FakeVeo, google_error  # noqa: E402
-
-from exoactor.geometry import PinholeCamera  # noqa: E402
-from exoactor.planning.vocabulary import Step  # noqa: E402
-from exoactor.progress import Canceled  # noqa: E402
-from exoactor.registry import backend_class, backend_parameters  # noqa: E402
-from exoactor.remote.errors import Reason, RemoteError  # noqa: E402
-from exoactor.video import VIDEO_BACKENDS  # noqa: E402
-from exoactor.video.base import VideoRequest  # noqa: E402
-from exoactor.video.io import VideoWriter, read_image_rgb, video_info, write_image_rgb  # noqa: E402
-from exoactor.video.kling import KlingVideoGenerator, make_jwt  # noqa: E402
-from exoactor.video.remote_base import DEFAULT_NEGATIVE_PROMPT, truncate_words  # noqa: E402
-from exoactor.video.veo import VeoVideoGenerator  # noqa: E402
+from exoactor.geometry import PinholeCamera
+from exoactor.planning.vocabulary import Step
+from exoactor.progress import Canceled
+from exoactor.registry import backend_class, backend_parameters
+from exoactor.remote.errors import Reason, RemoteError
+from exoactor.video import VIDEO_BACKENDS
+from exoactor.video.base import VideoRequest
+from exoactor.video.io import VideoWriter, read_image_rgb, video_info, write_image_rgb
+from exoactor.video.kling import KlingVideoGenerator, make_jwt
+from exoactor.video.remote_base import DEFAULT_NEGATIVE_PROMPT, truncate_words
+from exoactor.video.veo import VeoVideoGenerator
 
 VEO_KEY = "AIzaSyTEST-veo-key-0123456789abcdef"
 KLING_AK, KLING_SK = "ak-test-0123456789", "sk-test-secret-abcdefghijklmnop"

@@ -7,16 +7,17 @@ import pytest
 
 from exoactor.geometry import DEFAULT_CALIBRATION
 from exoactor.motion.human_motion import MotionEstimationError
-from exoactor.skeleton import KP
 from exoactor.motion.mediapipe_estimator import MediaPipeEstimator
 from exoactor.planning.rules import RuleBasedPlanner
+from exoactor.progress import no_progress
+from exoactor.skeleton import KP
 from exoactor.video.base import VideoGenerationError, VideoRequest
 from exoactor.video.file_backend import FileVideoGenerator
 from exoactor.video.io import write_image_rgb, write_video
 from exoactor.video.synthetic import SyntheticVideoGenerator
 
 CAM = DEFAULT_CALIBRATION.camera()
-NOOP = lambda *a: None  # noqa: E731
+
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def rendered(tmp_path_factory):
     write_image_rgb(d / "reference.png", np.full((480, 640, 3), 110, np.uint8))
     steps = RuleBasedPlanner().plan("raise the left arm")
     gen = SyntheticVideoGenerator(fps=15.0)
-    seg = gen.generate(VideoRequest(d, steps, 0, d / "reference.png", None, CAM), NOOP, threading.Event())
+    seg = gen.generate(VideoRequest(d, steps, 0, d / "reference.png", None, CAM), no_progress, threading.Event())
     return d, seg
 
 
@@ -40,7 +41,7 @@ def test_synthetic_video_has_a_human_where_the_robot_stands(rendered):
 
 def test_mediapipe_reads_back_the_rendered_motion(rendered):
     d, seg = rendered
-    m = MediaPipeEstimator().estimate(seg.video_path, CAM, NOOP, threading.Event())
+    m = MediaPipeEstimator().estimate(seg.video_path, CAM, no_progress, threading.Event())
     truth = np.load(d / "segment_00_truth.npz")["keypoints_world_m"]
     assert m.num_frames == 30 and not m.frame_flags.any()
     root_err = np.linalg.norm(m.root_pos_world_m - truth[:, KP["pelvis"]], axis=1).mean()
@@ -55,7 +56,7 @@ def test_video_without_a_person_is_a_clear_error(tmp_path):
     path = tmp_path / "empty.mp4"
     write_video(path, [np.full((480, 640, 3), 90, np.uint8)] * 10, 15.0)
     with pytest.raises(MotionEstimationError, match="no person"):
-        MediaPipeEstimator().estimate(path, CAM, NOOP, threading.Event())
+        MediaPipeEstimator().estimate(path, CAM, no_progress, threading.Event())
 
 
 @pytest.mark.parametrize("content", [b"", b"not a video at all" * 100])
@@ -63,27 +64,27 @@ def test_corrupt_or_missing_video_is_a_clear_error(tmp_path, content):
     path = tmp_path / "bad.mp4"
     path.write_bytes(content)
     with pytest.raises(MotionEstimationError, match="no frames|cannot open|not found"):
-        MediaPipeEstimator().estimate(path, CAM, NOOP, threading.Event())
+        MediaPipeEstimator().estimate(path, CAM, no_progress, threading.Event())
     with pytest.raises(MotionEstimationError, match="not found"):
-        MediaPipeEstimator().estimate(tmp_path / "missing.mp4", CAM, NOOP, threading.Event())
+        MediaPipeEstimator().estimate(tmp_path / "missing.mp4", CAM, no_progress, threading.Event())
 
 
 def test_tiny_video_is_refused(tmp_path):
     path = tmp_path / "tiny.mp4"
     write_video(path, [np.zeros((32, 48, 3), np.uint8)] * 5, 15.0)
     with pytest.raises(MotionEstimationError, match="at least 64"):
-        MediaPipeEstimator().estimate(path, CAM, NOOP, threading.Event())
+        MediaPipeEstimator().estimate(path, CAM, no_progress, threading.Event())
 
 
 def test_file_backend_copies_user_videos_and_checks_count(tmp_path, rendered):
     _, seg = rendered
     steps = RuleBasedPlanner().plan("wave")
     out = FileVideoGenerator(video_paths=[str(seg.video_path)]).generate(
-        VideoRequest(tmp_path, steps, 0, None, None, CAM), NOOP, threading.Event())
+        VideoRequest(tmp_path, steps, 0, None, None, CAM), no_progress, threading.Event())
     assert out.num_frames == 30 and Path(out.video_path).is_file()
     with pytest.raises(VideoGenerationError, match="1 video\\(s\\) for 2 planned step"):
         FileVideoGenerator(video_paths=[str(seg.video_path)]).generate(
-            VideoRequest(tmp_path, RuleBasedPlanner().plan("wave then squat"), 0, None, None, CAM), NOOP, threading.Event())
+            VideoRequest(tmp_path, RuleBasedPlanner().plan("wave then squat"), 0, None, None, CAM), no_progress, threading.Event())
     with pytest.raises(VideoGenerationError, match="not found"):
         FileVideoGenerator(video_paths=[str(tmp_path / "nope.mp4")]).generate(
-            VideoRequest(tmp_path, steps, 0, None, None, CAM), NOOP, threading.Event())
+            VideoRequest(tmp_path, steps, 0, None, None, CAM), no_progress, threading.Event())

@@ -12,17 +12,19 @@ late joiners. The PoseStamped topic stays for existing clients.
 """
 from __future__ import annotations
 
+import functools
+
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 
 from exoactor.nodes.calibration_msgs import camera_info_msg, camera_pose_msg, pose_from_msg
+from exoactor.nodes.frames import tf_message
 from exoactor.nodes.images import image_to_msg
 from exoactor.nodes.params import declare, declare_look_at
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import spin_node
-from exoactor.nodes.frames import tf_message
 
 SOURCES = ("topic", "device", "video", "image")
 
@@ -37,7 +39,7 @@ def _calibration(info: CameraInfo | None) -> tuple | None:
 class CameraNode(Node):
     def __init__(self):
         super().__init__("camera")
-        p = lambda *a: declare(self, *a)  # noqa: E731
+        p = functools.partial(declare, self)
         self.source = p("source", "topic", f"frame source: one of {', '.join(SOURCES)}")
         topic = p("source_topic", "/g1_sim/exocentric/image_raw", "topic mode: image topic to relay")
         info_topic = p("source_camera_info_topic", "/g1_sim/exocentric/camera_info", "topic mode: its camera_info")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from rclpy.node import Node
 
+from exoactor.action import TransferEmbodiment
 from exoactor.embodiment import EMBODIMENT_BACKENDS
 from exoactor.embodiment.base import EmbodimentTransferError
-from exoactor.action import TransferEmbodiment
 from exoactor.nodes.images import image_to_msg, msg_to_image
 from exoactor.nodes.params import declare, declare_backend
 from exoactor.nodes.spin import spin_node

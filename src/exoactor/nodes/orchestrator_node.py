@@ -30,11 +30,11 @@ from exoactor.action import EstimateMotion, ExecuteTask, GenerateVideo, TrackMot
 from exoactor.episode import MAX_INSTRUCTION_CHARS, Episode, one_line
 from exoactor.media import CAMERA_FILE, build_episode_media, save_camera
 from exoactor.nodes.calibration_msgs import camera_from_msgs
+from exoactor.nodes.conversions import step_from_msg
 from exoactor.nodes.images import msg_to_image
 from exoactor.nodes.params import declare
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import spin_node, wait_for
-from exoactor.nodes.conversions import step_from_msg
 from exoactor.srv import PlanTask
 from exoactor.video.io import VideoReadError, write_image_rgb
 from exoactor.video.join import SegmentJoiner

@@ -11,9 +11,9 @@ import json
 from rclpy.node import Node
 
 from exoactor.episode import one_line
+from exoactor.nodes.conversions import step_to_msg
 from exoactor.nodes.params import declare, declare_backend
 from exoactor.nodes.spin import spin_node
-from exoactor.nodes.conversions import step_to_msg
 from exoactor.planning import PLANNER_BACKENDS, PlanningError
 from exoactor.progress import Canceled
 from exoactor.remote.errors import RemoteError

@@ -5,6 +5,7 @@ Publishes each estimated clip on ``/exoactor/human_motion`` and replays its skel
 """
 from __future__ import annotations
 
+import functools
 
 from geometry_msgs.msg import Point
 from rclpy.node import Node
@@ -14,11 +15,11 @@ from exoactor.action import EstimateMotion
 from exoactor.motion import ESTIMATOR_BACKENDS, HumanMotion, MotionEstimationError
 from exoactor.msg import HumanMotion as HumanMotionMsg
 from exoactor.nodes.calibration_msgs import camera_from_msgs
+from exoactor.nodes.conversions import WORLD_FRAME, motion_to_msg
 from exoactor.nodes.params import declare
+from exoactor.nodes.playback import Playback
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import spin_node
-from exoactor.nodes.conversions import WORLD_FRAME, motion_to_msg
-from exoactor.nodes.playback import Playback
 from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
 from exoactor.registry import load_backend
 from exoactor.skeleton import HUMAN_BONES, KP
@@ -44,7 +45,7 @@ def skeleton_markers(motion: HumanMotion, t: int, stamp, frame_id: str = WORLD_F
 class PoseNode(Node):
     def __init__(self):
         super().__init__("pose_estimator")
-        p = lambda *a: declare(self, *a)  # noqa: E731
+        p = functools.partial(declare, self)
         backend = p("backend", "mediapipe", f"estimator backend: {', '.join(ESTIMATOR_BACKENDS)}")
         self.estimator = load_backend(
             ESTIMATOR_BACKENDS, backend, "motion estimator",

@@ -12,6 +12,7 @@ and the optical frame's pose in the world; its TF is published by the camera nod
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import threading
 import time
@@ -28,14 +29,13 @@ from visualization_msgs.msg import Marker, MarkerArray
 from exoactor.g1.joints import G1_JOINT_NAMES
 from exoactor.g1.model import ROOT_BODY, robot_body_ids
 from exoactor.g1.urdf import fixed_joint_transforms, geom_parts, urdf_from_model
-from exoactor.geometry import (matrix_to_rpy, quat_mul_wxyz, quat_rotate_wxyz,
-                               quat_wxyz_to_matrix)
+from exoactor.geometry import matrix_to_rpy, quat_mul_wxyz, quat_rotate_wxyz, quat_wxyz_to_matrix
 from exoactor.nodes.calibration_msgs import camera_info_msg, camera_pose_msg
+from exoactor.nodes.frames import TransformStream, tf_message
 from exoactor.nodes.images import image_to_msg
 from exoactor.nodes.params import ConfigError, declare, declare_look_at
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import join_all, spin_node
-from exoactor.nodes.frames import TransformStream, tf_message
 from exoactor.nodes.unitree_io import LowCmdReader, LowStateWriter, declare_unitree_qos, import_unitree_hg
 from exoactor.sim.g1_sim import ElasticBand, G1Simulator
 
@@ -45,7 +45,7 @@ _MARKER_TYPES = {"mesh": Marker.MESH_RESOURCE, "box": Marker.CUBE, "sphere": Mar
 class G1SimNode(Node):
     def __init__(self):
         super().__init__("g1_sim")
-        p = lambda *a: declare(self, *a)  # noqa: E731
+        p = functools.partial(declare, self)
         self.lowstate_rate = p("lowstate_rate_hz", 500.0, "LowState publish rate (Hz); the G1 publishes at 500 Hz")
         self.joint_state_rate = p("joint_state_rate_hz", 50.0, "JointState and TF publish rate (Hz)")
         self.camera_rate = p("camera_rate_hz", 2.0, "exocentric camera frame rate (Hz); 0 disables rendering")

@@ -10,6 +10,7 @@ loop switch to damping and abort the goal at once (:mod:`exoactor.control.loop`)
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 import time
 
@@ -28,13 +29,13 @@ from exoactor.g1.model import joint_ranges_rad, stand_pose_rad, torque_limits_nm
 from exoactor.g1.safety import DEFAULT_KD_MAX, DEFAULT_KP_MAX, CommandLimits, UnsafeCommandError
 from exoactor.motion.human_motion import MotionEstimationError
 from exoactor.msg import G1JointTrajectory as G1JointTrajectoryMsg
+from exoactor.nodes.conversions import motion_from_msg, trajectory_to_msg
 from exoactor.nodes.params import ConfigError, declare
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import join_all, spin_node
-from exoactor.nodes.conversions import motion_from_msg, trajectory_to_msg
 from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
-from exoactor.progress import Canceled
 from exoactor.nodes.unitree_io import LowCmdWriter, LowStateReader, declare_unitree_qos, import_unitree_hg
+from exoactor.progress import Canceled
 from exoactor.registry import load_backend
 from exoactor.retarget import RETARGET_BACKENDS, RetargetingError
 
@@ -46,7 +47,7 @@ class TrackingError(RuntimeError):
 class TrackingNode(Node):
     def __init__(self):
         super().__init__("tracking_controller")
-        p = lambda *a: declare(self, *a)  # noqa: E731
+        p = functools.partial(declare, self)
         backend = p("retargeter", "mink", f"retargeting backend: {', '.join(RETARGET_BACKENDS)}")
         self.rate_hz = p("control_rate_hz", 500.0, "LowCmd rate (Hz); the G1's low-level loop runs at 500 Hz")
         self.state_timeout_s = p("lowstate_timeout_s", 0.25, "a /lowstate older than this stops execution (damping)")

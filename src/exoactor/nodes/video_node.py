@@ -4,6 +4,7 @@ Finished segments are replayed on ``/exoactor/video/image_raw`` for rviz2.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 from rclpy.node import Node
@@ -11,11 +12,11 @@ from sensor_msgs.msg import Image
 
 from exoactor.action import GenerateVideo
 from exoactor.nodes.calibration_msgs import camera_from_msgs
+from exoactor.nodes.conversions import step_from_msg
 from exoactor.nodes.images import image_to_msg
 from exoactor.nodes.params import declare, declare_backend
-from exoactor.nodes.spin import spin_node
-from exoactor.nodes.conversions import step_from_msg
 from exoactor.nodes.playback import Playback
+from exoactor.nodes.spin import spin_node
 from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
 from exoactor.planning.vocabulary import PlanningError
 from exoactor.video import VIDEO_BACKENDS
@@ -26,7 +27,7 @@ from exoactor.video.io import VideoReadError, read_video_frames
 class VideoNode(Node):
     def __init__(self):
         super().__init__("video_generator")
-        p = lambda *a: declare(self, *a)  # noqa: E731
+        p = functools.partial(declare, self)
         backend = p("backend", "synthetic", f"video backend: {', '.join(VIDEO_BACKENDS)}")
         fps = p("synthetic.fps", 30.0, "synthetic backend: frames per second")
         paths = p("file.video_paths", [""], "file backend: one video file per planned step")

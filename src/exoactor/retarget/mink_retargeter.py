@@ -23,6 +23,7 @@ from exoactor.progress import Canceled, CancelToken, ProgressCallback
 from exoactor.retarget.trajectory import G1JointTrajectory, RetargetingError
 from exoactor.skeleton import HUMAN_KEYPOINTS
 
+
 def keypoint_index(names) -> dict[str, int]:
     """Name -> index of a motion's keypoints; RetargetingError unless they are HUMAN_KEYPOINTS in order."""
     names = tuple(str(n) for n in names)

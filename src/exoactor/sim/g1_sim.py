@@ -13,8 +13,15 @@ import numpy as np
 
 from exoactor.g1.joints import NUM_BODY_JOINTS
 from exoactor.g1.lowcmd import LowCmdFrame
-from exoactor.g1.model import (check_joint_layout, joint_dof_addresses, joint_qpos_addresses, load_g1_spec,
-                              mesh_file_paths, robot_body_ids, torque_limits_nm)
+from exoactor.g1.model import (
+    check_joint_layout,
+    joint_dof_addresses,
+    joint_qpos_addresses,
+    load_g1_spec,
+    mesh_file_paths,
+    robot_body_ids,
+    torque_limits_nm,
+)
 from exoactor.geometry import PinholeCamera, matrix_to_quat_wxyz, quat_mul_wxyz
 
 

@@ -56,8 +56,8 @@ class AnnyBody:
     """Anny with limb-direction posing. First construction builds anny's cache (~1-2 min)."""
 
     def __init__(self, phenotype: dict[str, float] | None = None):
-        import torch  # noqa: PLC0415
         import anny  # noqa: PLC0415
+        import torch  # noqa: PLC0415
 
         self._torch = torch
         self.model = anny.Anny(skinning_method="lbs")

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exoactor.geometry import PinholeCamera
-from exoactor.progress import CancelToken, ProgressCallback
 from exoactor.planning.vocabulary import Step
+from exoactor.progress import CancelToken, ProgressCallback
 
 
 class VideoGenerationError(RuntimeError):

@@ -174,8 +174,8 @@ class DiffusersVideoGenerator(VideoGenerator):
 
     def _load(self):
         try:
-            import torch  # noqa: PLC0415
             import diffusers  # noqa: PLC0415
+            import torch  # noqa: PLC0415
         except ImportError as e:
             raise VideoGenerationError(
                 f"the diffusers video backend needs the diffusers package ({e}); install it: {INSTALL_HINT}") from None
