@@ -96,10 +96,10 @@ class FakeService:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-            def do_GET(self):  # noqa: N802 - http.server API
+            def do_GET(self):  # http.server API
                 self._handle("GET")
 
-            def do_POST(self):  # noqa: N802 - http.server API
+            def do_POST(self):  # http.server API
                 self._handle("POST")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

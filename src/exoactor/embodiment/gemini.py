@@ -8,11 +8,13 @@ REST call and ``/work/shared/notes/models-and-apis.md`` for the request/response
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import os
 import tempfile
 import threading
 
+import cv2
 import numpy as np
 
 from exoactor.embodiment.base import EmbodimentTransfer, check_robot_image
@@ -86,8 +88,6 @@ def _pad_to_ratio(img: np.ndarray, ratio: float) -> tuple[np.ndarray, tuple[int,
 
 
 def _encode_png(rgb: np.ndarray) -> bytes:
-    import cv2  # noqa: PLC0415
-
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
     if not ok:
         raise RuntimeError("PNG encoding failed")
@@ -95,15 +95,11 @@ def _encode_png(rgb: np.ndarray) -> bytes:
 
 
 def _decode_rgb(data: bytes) -> np.ndarray | None:
-    import cv2  # noqa: PLC0415
-
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     return None if bgr is None else np.ascontiguousarray(bgr[:, :, ::-1])
 
 
 def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    import cv2  # noqa: PLC0415
-
     if rgb.shape[1] == width and rgb.shape[0] == height:
         return rgb
     shrink = rgb.shape[1] > width or rgb.shape[0] > height
@@ -221,8 +217,6 @@ class GeminiImageTransfer(EmbodimentTransfer):
 
     @staticmethod
     def _image_hash(rgb: np.ndarray) -> str:
-        import hashlib  # noqa: PLC0415
-
         h = hashlib.sha256(f"{rgb.shape}".encode())
         h.update(np.ascontiguousarray(rgb).tobytes())
         return h.hexdigest()

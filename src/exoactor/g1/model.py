@@ -43,7 +43,7 @@ def load_g1_spec(model_dir: str | os.PathLike | None = None, with_floor: bool = 
             "(offline: also set MENAGERIE_ROOT to a Menagerie checkout) or set EXOACTOR_G1_DIR") from e
     try:
         return mujoco_menagerie.get("unitree_g1").spec(entry)
-    except Exception as e:  # noqa: BLE001 - any lookup/download failure is reported the same way
+    except Exception as e:  # any lookup/download failure is reported the same way
         hint = "" if os.environ.get("MENAGERIE_ROOT") else " (offline? set MENAGERIE_ROOT)"
         raise RobotModelError(f"mujoco-menagerie could not provide unitree_g1{hint}: {e}") from e
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from exoactor.geometry import PinholeCamera
@@ -46,7 +47,6 @@ class MediaPipeEstimator(MotionEstimator):
 
     def estimate(self, video_path: Path, camera: PinholeCamera, progress: ProgressCallback,
                  cancel: CancelToken) -> HumanMotion:
-        import cv2  # noqa: PLC0415
         import mediapipe as mp  # noqa: PLC0415
 
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 
+import cv2
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
@@ -25,6 +26,7 @@ from exoactor.nodes.images import image_to_msg
 from exoactor.nodes.params import declare, declare_look_at
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import spin_node
+from exoactor.video.io import read_image_rgb
 
 SOURCES = ("topic", "device", "video", "image")
 
@@ -102,10 +104,6 @@ class CameraNode(Node):
         self.pub_tf_static.publish(tf_message(self._pose.header.stamp, [(parent, child, pos, quat)]))
 
     def _open(self) -> None:
-        import cv2  # noqa: PLC0415
-
-        from exoactor.video.io import read_image_rgb  # noqa: PLC0415
-
         if self.source == "image":
             self._still = read_image_rgb(self.path)
             h, w = self._still.shape[:2]
@@ -126,8 +124,6 @@ class CameraNode(Node):
         self.get_logger().info(f"publishing {self.source} {self.path or self.device} ({w}x{h}) at {self.rate} Hz")
 
     def _tick(self) -> None:
-        import cv2  # noqa: PLC0415
-
         rgb = self._still
         if self._cap is not None:
             ok, bgr = self._cap.read()

@@ -5,7 +5,7 @@ import numpy as np
 from builtin_interfaces.msg import Time as TimeMsg
 
 from exoactor.g1.joints import G1_JOINT_NAMES, NUM_BODY_JOINTS
-from exoactor.motion.human_motion import HumanMotion
+from exoactor.motion.human_motion import HumanMotion, MotionEstimationError
 from exoactor.msg import G1JointTrajectory as G1JointTrajectoryMsg
 from exoactor.msg import HumanMotion as HumanMotionMsg
 from exoactor.msg import StepPrompt
@@ -45,7 +45,6 @@ def motion_to_msg(m: HumanMotion, stamp: TimeMsg, frame_id: str = WORLD_FRAME) -
 def motion_from_msg(msg: HumanMotionMsg) -> HumanMotion:
     """Raises MotionEstimationError if the message is inconsistent."""
     t, j = int(msg.num_frames), len(msg.keypoint_names)
-    from exoactor.motion.human_motion import MotionEstimationError  # noqa: PLC0415
 
     kp = np.asarray(msg.keypoints_world_m, dtype=np.float64)
     if kp.size != t * j * 3 or len(msg.root_pose_world) != t:

@@ -114,7 +114,7 @@ class G1SimNode(Node):
     def _loop(self) -> None:
         try:
             self._physics()
-        except Exception:  # noqa: BLE001 - publishing fails once the context is shut down
+        except Exception:  # publishing fails once the context is shut down
             if self.context.ok():
                 raise
 
@@ -164,7 +164,7 @@ class G1SimNode(Node):
                 stamp = self.get_clock().now().to_msg()
                 self.pub_image.publish(image_to_msg(self.sim.render(), stamp, "exocentric_camera_optical"))
                 self._stop.wait(max(0.0, period - (time.monotonic() - t)))
-        except Exception:  # noqa: BLE001 - publishing fails once the context is shut down
+        except Exception:  # publishing fails once the context is shut down
             if self.context.ok():
                 raise
         finally:

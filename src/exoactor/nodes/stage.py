@@ -128,7 +128,7 @@ class StageServer:
                 gh.succeed()
             else:
                 gh.abort()
-        except Exception:  # noqa: BLE001 - the node is shutting down under the goal: nobody can be told
+        except Exception:  # the node is shutting down under the goal: nobody can be told
             if self.node.context.ok():
                 raise
         return result

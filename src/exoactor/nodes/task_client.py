@@ -19,6 +19,7 @@ from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from exoactor.action import ExecuteTask
 
@@ -98,7 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server-timeout", type=float, default=60.0, help="seconds to wait for the action server")
     a, ros_args = ap.parse_known_args(argv)
     try:  # keep Ctrl-C as KeyboardInterrupt, so it cancels the goal instead of killing the client
-        from rclpy.signals import SignalHandlerOptions  # noqa: PLC0415
         rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
     except ImportError:
         rclpy.init(args=ros_args)

@@ -13,6 +13,7 @@ import collections
 import functools
 import threading
 import time
+import traceback
 
 import numpy as np
 import rclpy
@@ -147,7 +148,6 @@ class TrackingNode(Node):
             except Exception as e:  # noqa: BLE001 - at shutdown the thread ends quietly, else it must survive
                 if self._stop.is_set() or not self.context.ok():
                     return
-                import traceback  # noqa: PLC0415
                 self.get_logger().error(f"/lowstate thread: {type(e).__name__}: {e}\n{traceback.format_exc()}")
 
     def _on_lowstate(self, data: bytes) -> None:

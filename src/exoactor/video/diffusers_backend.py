@@ -27,6 +27,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from exoactor.progress import Canceled, CancelToken, ProgressCallback
@@ -472,8 +473,6 @@ def _frames_uint8(frames) -> np.ndarray:
 
 
 def _resize(frames: np.ndarray, w: int, h: int) -> np.ndarray:
-    import cv2  # noqa: PLC0415
-
     interp = cv2.INTER_AREA if w * h < frames.shape[1] * frames.shape[2] else cv2.INTER_CUBIC
     return np.stack([cv2.resize(f, (w, h), interpolation=interp) for f in frames])
 

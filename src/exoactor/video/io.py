@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import cv2
 import numpy as np
 
 
@@ -13,8 +14,6 @@ class VideoReadError(RuntimeError):
 
 
 def write_image_rgb(path: Path | str, rgb: np.ndarray) -> Path:
-    import cv2  # noqa: PLC0415
-
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     if not cv2.imwrite(str(tmp), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
@@ -24,8 +23,6 @@ def write_image_rgb(path: Path | str, rgb: np.ndarray) -> Path:
 
 
 def read_image_rgb(path: Path | str) -> np.ndarray:
-    import cv2  # noqa: PLC0415
-
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise VideoReadError(f"cannot read image {path} (missing or not an image)")
@@ -36,8 +33,6 @@ class VideoWriter:
     """MP4 writer; frames are written to a temporary file renamed on close (no half files)."""
 
     def __init__(self, path: Path | str, fps: float, width: int, height: int):
-        import cv2  # noqa: PLC0415
-
         self.path = Path(path)
         self._tmp = self.path.with_name(f".{self.path.stem}.tmp.mp4")
         self._w = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
@@ -47,8 +42,6 @@ class VideoWriter:
         self.frames = 0
 
     def write(self, rgb: np.ndarray) -> None:
-        import cv2  # noqa: PLC0415
-
         if rgb.shape[1::-1] != self.size:
             raise ValueError(f"frame size {rgb.shape[1::-1]} != video size {self.size}")
         self._w.write(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
@@ -81,8 +74,6 @@ def write_video(path: Path | str, frames: Iterable[np.ndarray], fps: float) -> i
 
 def video_info(path: Path | str) -> tuple[float, int, int, int]:
     """(fps, frame count, width, height) of a video; raises VideoReadError if unreadable."""
-    import cv2  # noqa: PLC0415
-
     if not Path(path).is_file():
         raise VideoReadError(f"video file not found: {path}")
     cap = cv2.VideoCapture(str(path))
@@ -104,8 +95,6 @@ def video_info(path: Path | str) -> tuple[float, int, int, int]:
 
 def read_video_frames(path: Path | str) -> Iterator[np.ndarray]:
     """Yield RGB frames of a video."""
-    import cv2  # noqa: PLC0415
-
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise VideoReadError(f"cannot open video {path}")

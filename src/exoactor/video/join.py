@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from exoactor.video.io import VideoReadError, VideoWriter, read_video_frames, video_info
@@ -23,8 +24,6 @@ class SegmentJoiner:
         self.steps: list[dict] = []
 
     def append(self, step: int, segment_path: Path | str) -> dict:
-        import cv2  # noqa: PLC0415
-
         fps, n, w, h = video_info(segment_path)
         if self._writer is None:
             self.fps = fps

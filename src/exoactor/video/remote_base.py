@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 
+from exoactor.planning.rules import prompt_for
 from exoactor.progress import CancelToken, ProgressCallback, check_cancel
 from exoactor.remote.cache import ResultCache, cache_key
 from exoactor.remote.errors import Reason, RemoteError
@@ -100,8 +102,6 @@ class InputImage:
 
 def load_input_image(path: Path | str, role: str, backend: str, max_bytes: int = 20 * 1024 ** 2) -> InputImage:
     """Read and check an image to send (PNG/JPEG kept as is, anything else re-encoded as PNG)."""
-    import cv2  # noqa: PLC0415
-
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -271,7 +271,6 @@ class RemoteVideoGenerator(VideoGenerator, abc.ABC):
         step = request.step
         if step.prompt.strip():
             return step.prompt.strip()
-        from exoactor.planning.rules import prompt_for  # noqa: PLC0415
 
         return prompt_for(step.action, step.side, step.amount, step.amount_unit, step.direction)
 

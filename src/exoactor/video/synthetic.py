@@ -7,15 +7,18 @@ with a human in the robot's place. Alongside each segment it writes the true 3D 
 """
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import cv2
 import numpy as np
 
 from exoactor.geometry import PinholeCamera
 from exoactor.progress import Canceled, CancelToken, ProgressCallback
 from exoactor.skeleton import HUMAN_KEYPOINTS
+from exoactor.video.anny_body import AnnyBody, OffscreenHumanRenderer
 from exoactor.video.base import VideoGenerationError, VideoGenerator, VideoRequest, VideoSegment
 from exoactor.video.choreography import segment_poses
 from exoactor.video.io import VideoWriter, read_image_rgb, write_image_rgb
@@ -41,12 +44,9 @@ class SyntheticVideoGenerator(VideoGenerator):
         """Load the body model now (the first load ever builds anny's cache)."""
         with self._lock:
             if self._body is None:
-                from exoactor.video.anny_body import AnnyBody  # noqa: PLC0415
                 self._body = AnnyBody()
 
     def _renderer_for(self, cam: PinholeCamera):
-        from exoactor.video.anny_body import OffscreenHumanRenderer  # noqa: PLC0415
-
         key = (cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy,
                tuple(np.round(cam.pos_world_m, 6)), tuple(np.round(cam.rot_world_from_optical.ravel(), 6)))
         if self._renderer is None or self._renderer_cam != key:
@@ -61,8 +61,6 @@ class SyntheticVideoGenerator(VideoGenerator):
         return self._gl_thread.submit(self._generate, request, progress, cancel).result()
 
     def _generate(self, request: VideoRequest, progress: ProgressCallback, cancel: CancelToken) -> VideoSegment:
-        import cv2  # noqa: PLC0415
-
         cam = request.camera
         if request.reference_image_path is None:
             raise VideoGenerationError("the synthetic backend needs a reference image as background")
@@ -98,8 +96,6 @@ class SyntheticVideoGenerator(VideoGenerator):
 
 def main() -> None:
     """``python -m exoactor.video.synthetic --warm-up``: build anny's model cache once."""
-    import argparse  # noqa: PLC0415
-
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--warm-up", action="store_true", help="load anny once (builds its cache on first use)")
     args = ap.parse_args()
