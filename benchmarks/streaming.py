@@ -102,7 +102,8 @@ def main() -> int:
     ap.add_argument("--time-scale", type=float, default=1.0, help="factor on every simulated latency")
     ap.add_argument("--out", type=Path, default=None, help="folder for logs and episodes (default: a temp dir)")
     ap.add_argument("--modes", default="chained,unchained,sequential",
-                    help="comma-separated subset of chained, unchained, sequential (earlier figures in --out/streaming.json "
+                    help="comma-separated subset of chained, unchained, sequential (earlier figures in "
+                         "--out/streaming.json "
                          "are kept and merged)")
     a = ap.parse_args()
     out = a.out or Path(tempfile.mkdtemp(prefix="exoactor-streaming-"))

@@ -29,8 +29,9 @@ def g1_model():
 STANDING_KEYPOINTS_M = {
     "pelvis": (0, 0, 0.9), "left_hip": (0, 0.09, 0.9), "right_hip": (0, -0.09, 0.9), "spine": (0, 0, 1.15),
     "neck": (0, 0, 1.42), "head": (0.08, 0, 1.6), "left_shoulder": (0, 0.18, 1.42), "right_shoulder": (0, -0.18, 1.42),
-    "left_elbow": (0, 0.2, 1.15), "right_elbow": (0, -0.2, 1.15), "left_wrist": (0, 0.2, 0.9), "right_wrist": (0, -0.2, 0.9),
-    "left_hand": (0, 0.2, 0.82), "right_hand": (0, -0.2, 0.82), "left_knee": (0.02, 0.09, 0.5), "right_knee": (0.02, -0.09, 0.5),
+    "left_elbow": (0, 0.2, 1.15), "right_elbow": (0, -0.2, 1.15), "left_wrist": (0, 0.2, 0.9),
+    "right_wrist": (0, -0.2, 0.9), "left_hand": (0, 0.2, 0.82), "right_hand": (0, -0.2, 0.82),
+    "left_knee": (0.02, 0.09, 0.5), "right_knee": (0.02, -0.09, 0.5),
     "left_ankle": (0, 0.09, 0.09), "right_ankle": (0, -0.09, 0.09), "left_heel": (-0.05, 0.09, 0.03),
     "right_heel": (-0.05, -0.09, 0.03), "left_toe": (0.15, 0.09, 0.02), "right_toe": (0.15, -0.09, 0.02)}
 """A standing adult (~1.72 m) facing +x, feet on the floor, world frame, metres."""

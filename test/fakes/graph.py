@@ -25,7 +25,8 @@ def start_graph(root: Path, arguments: dict[str, str], overrides: dict[str, dict
     root.mkdir(parents=True, exist_ok=True)
     params = params_file_with(overrides, root / "params.yaml")
     spec = build_graph({"episode_root": str(root / "episodes"), **arguments}, params_file=params)
-    return Graph(spec, log_dir=root / "logs", env={**env, "ROS_DOMAIN_ID": os.environ.get("ROS_DOMAIN_ID", "0")}).start()
+    domain = os.environ.get("ROS_DOMAIN_ID", "0")
+    return Graph(spec, log_dir=root / "logs", env={**env, "ROS_DOMAIN_ID": domain}).start()
 
 
 def render_clip(path: Path, action: str = "wave", duration_s: float = 2.0, side: str = "right",

@@ -115,7 +115,8 @@ def test_each_stage_is_its_own_node_and_process(graph):
     assert set(pids) == NODES and len(set(pids.values())) == len(NODES) and not g.dead()
 
 
-@pytest.mark.parametrize("instruction,fragment", [("", "empty"), ("blorp the zork", "could not understand 'blorp the zork'")])
+@pytest.mark.parametrize("instruction,fragment",
+                         [("", "empty"), ("blorp the zork", "could not understand 'blorp the zork'")])
 def test_bad_instruction_is_rejected_clearly(graph, instruction, fragment):
     _, client, _, _, _ = graph
     t0 = time.monotonic()
@@ -210,7 +211,8 @@ def test_instructions_are_bounded_and_logged_on_one_line(graph):
 def test_cancel_mid_execution_ramps_to_a_safe_hold(graph, limits):
     g, client, _, rec, _ = graph
     status, result = client.run("raise the left arm then wave with the right hand",
-                                cancel_when=lambda fb: fb.stage == "tracking" and fb.stage_progress > 0.4, timeout_s=600)
+                                cancel_when=lambda fb: fb.stage == "tracking" and fb.stage_progress > 0.4,
+                                timeout_s=600)
     assert status == GoalStatus.STATUS_CANCELED and result.error_code == R.ERROR_CANCELED, result.message
     assert result.failed_stage == "tracking" and "hold" in result.message
     time.sleep(1.0)

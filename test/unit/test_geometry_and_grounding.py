@@ -31,7 +31,8 @@ def test_camera_projects_and_back_projects():
     uv, depth = CAM.project(p)
     assert np.all(depth > 0) and np.all((uv >= 0) & (uv < [640, 480]))
     np.testing.assert_allclose(CAM.intersect_horizontal_plane(uv[0], 0.0), p[0], atol=1e-9)
-    assert np.isnan(CAM.intersect_horizontal_plane(np.array([320.0, 479.0]), 5.0)).all()  # a downward ray never rises to z=5
+    # a downward ray never rises to z=5
+    assert np.isnan(CAM.intersect_horizontal_plane(np.array([320.0, 479.0]), 5.0)).all()
 
 
 def _placed(skeleton, root_xy, yaw):

@@ -30,7 +30,8 @@ def _controller(limits, stand):
 
 def _traj(q):
     q = np.asarray(q, float)
-    return G1JointTrajectory(30.0, q, np.gradient(q, 1 / 30.0, axis=0), np.zeros((len(q), 3)), np.tile([1.0, 0, 0, 0], (len(q), 1)))
+    return G1JointTrajectory(30.0, q, np.gradient(q, 1 / 30.0, axis=0), np.zeros((len(q), 3)),
+                             np.tile([1.0, 0, 0, 0], (len(q), 1)))
 
 
 finite = st.floats(-20, 20, allow_nan=False, allow_infinity=False)

@@ -41,7 +41,8 @@ def test_sim_motors_off_without_command_and_torques_clipped():
     f.kp[:29] = 1e4
     sim.set_command(f)
     tau = sim.motor_torques()
-    assert np.all(np.abs(tau) <= sim.torque_limit_nm + 1e-9) and np.isclose(np.abs(tau).max(), sim.torque_limit_nm.max())
+    assert np.all(np.abs(tau) <= sim.torque_limit_nm + 1e-9)
+    assert np.isclose(np.abs(tau).max(), sim.torque_limit_nm.max())
     f.mode[:29] = 0
     sim.set_command(f)
     assert not sim.motor_torques().any()  # mode 0: motor ignores the command
@@ -76,7 +77,8 @@ def test_retargeting_respects_limits_and_follows_the_arm(retargeter, standing_ke
     rng = joint_ranges_rad(retargeter.model)
     assert np.all(tr.positions_rad >= rng[:, 0] - 1e-6) and np.all(tr.positions_rad <= rng[:, 1] + 1e-6)
     assert np.abs(np.diff(tr.positions_rad, axis=0)).max() * 30.0 <= 6.0 + 1e-6  # velocity limit enforced
-    assert tr.positions_rad[-1, 23] < -1.2 and abs(tr.positions_rad[-1, 16]) < 0.6  # right shoulder roll up, left arm down
+    # right shoulder roll up, left arm down
+    assert tr.positions_rad[-1, 23] < -1.2 and abs(tr.positions_rad[-1, 16]) < 0.6
     assert abs(tr.root_pos_world_m[0, 2] - retargeter.stand_pelvis_z) < 0.05  # standing human -> standing robot
     assert np.abs(tr.positions_rad[:, 3]).max() < 0.5  # knees stay nearly straight
 

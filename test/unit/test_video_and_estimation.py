@@ -45,7 +45,8 @@ def test_mediapipe_reads_back_the_rendered_motion(rendered):
     truth = np.load(d / "segment_00_truth.npz")["keypoints_world_m"]
     assert m.num_frames == 30 and not m.frame_flags.any()
     root_err = np.linalg.norm(m.root_pos_world_m - truth[:, KP["pelvis"]], axis=1).mean()
-    body = [KP[n] for n in ("left_shoulder", "right_shoulder", "left_elbow", "left_wrist", "left_knee", "right_knee", "left_ankle")]
+    body = [KP[n] for n in ("left_shoulder", "right_shoulder", "left_elbow", "left_wrist", "left_knee", "right_knee",
+                            "left_ankle")]
     mpjpe = np.linalg.norm(m.keypoints_world_m[:, body] - truth[:, body], axis=2).mean()
     assert root_err < 0.2 and mpjpe < 0.2, (root_err, mpjpe)
     assert m.keypoint("left_wrist")[-1, 2] > m.keypoint("left_shoulder")[-1, 2]  # arm up is read as arm up
@@ -84,7 +85,8 @@ def test_file_backend_copies_user_videos_and_checks_count(tmp_path, rendered):
     assert out.num_frames == 30 and Path(out.video_path).is_file()
     with pytest.raises(VideoGenerationError, match="1 video\\(s\\) for 2 planned step"):
         FileVideoGenerator(video_paths=[str(seg.video_path)]).generate(
-            VideoRequest(tmp_path, RuleBasedPlanner().plan("wave then squat"), 0, None, None, CAM), no_progress, threading.Event())
+            VideoRequest(tmp_path, RuleBasedPlanner().plan("wave then squat"), 0, None, None, CAM), no_progress,
+            threading.Event())
     with pytest.raises(VideoGenerationError, match="not found"):
         FileVideoGenerator(video_paths=[str(tmp_path / "nope.mp4")]).generate(
             VideoRequest(tmp_path, steps, 0, None, None, CAM), no_progress, threading.Event())

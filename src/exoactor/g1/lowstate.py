@@ -18,13 +18,15 @@ from exoactor.g1.lowcmd import unitree_crc32
 IMU_DTYPE = np.dtype({"names": ["quaternion", "gyroscope", "accelerometer", "rpy", "temperature"],
                       "formats": [("<f4", (4,)), ("<f4", (3,)), ("<f4", (3,)), ("<f4", (3,)), "<i2"],
                       "offsets": [0, 16, 28, 40, 52], "itemsize": 56})
-MOTOR_STATE_DTYPE = np.dtype({"names": ["mode", "q", "dq", "ddq", "tau_est", "temperature", "vol", "sensor", "motorstate", "reserve"],
-                              "formats": ["u1", "<f4", "<f4", "<f4", "<f4", ("<i2", (2,)), "<f4", ("<u4", (2,)), "<u4", ("<u4", (4,))],
+MOTOR_STATE_DTYPE = np.dtype({"names": ["mode", "q", "dq", "ddq", "tau_est", "temperature", "vol", "sensor",
+                                        "motorstate", "reserve"],
+                              "formats": ["u1", "<f4", "<f4", "<f4", "<f4", ("<i2", (2,)), "<f4", ("<u4", (2,)),
+                                          "<u4", ("<u4", (4,))],
                               "offsets": [0, 4, 8, 12, 16, 20, 24, 28, 36, 40], "itemsize": 56})
 LOWSTATE_DTYPE = np.dtype({"names": ["version", "mode_pr", "mode_machine", "tick", "imu_state", "motor_state",
                                      "wireless_remote", "reserve", "crc"],
-                           "formats": [("<u4", (2,)), "u1", "u1", "<u4", IMU_DTYPE, (MOTOR_STATE_DTYPE, (NUM_MOTOR_SLOTS,)),
-                                       ("u1", (40,)), ("<u4", (4,)), "<u4"],
+                           "formats": [("<u4", (2,)), "u1", "u1", "<u4", IMU_DTYPE,
+                                       (MOTOR_STATE_DTYPE, (NUM_MOTOR_SLOTS,)), ("u1", (40,)), ("<u4", (4,)), "<u4"],
                            "offsets": [0, 8, 9, 12, 16, 72, 2032, 2072, 2088], "itemsize": 2092})
 
 

@@ -65,7 +65,8 @@ class HumanMotion:
         t = self.num_frames
         j = len(self.keypoint_names)
         checks = [
-            (self.keypoints_world_m.shape == (t, j, 3), f"keypoints shape {self.keypoints_world_m.shape} != ({t}, {j}, 3)"),
+            (self.keypoints_world_m.shape == (t, j, 3),
+             f"keypoints shape {self.keypoints_world_m.shape} != ({t}, {j}, 3)"),
             (np.shape(self.confidence) == (t, j), f"confidence shape {np.shape(self.confidence)} != ({t}, {j})"),
             (np.shape(self.root_pos_world_m) == (t, 3), "root_pos_world_m must be (T, 3)"),
             (np.shape(self.root_quat_wxyz) == (t, 4), "root_quat_wxyz must be (T, 4)"),

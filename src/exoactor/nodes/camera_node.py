@@ -45,7 +45,8 @@ class CameraNode(Node):
         self.source = p("source", "topic", f"frame source: one of {', '.join(SOURCES)}")
         topic = p("source_topic", "/g1_sim/exocentric/image_raw", "topic mode: image topic to relay")
         info_topic = p("source_camera_info_topic", "/g1_sim/exocentric/camera_info", "topic mode: its camera_info")
-        pose_topic = p("source_pose_topic", "/g1_sim/exocentric/pose", "topic mode: its optical-frame pose in the world (PoseStamped)")
+        pose_topic = p("source_pose_topic", "/g1_sim/exocentric/pose",
+                       "topic mode: its optical-frame pose in the world (PoseStamped)")
         self.path = p("path", "", "video/image mode: file to read")
         self.device = p("device_index", 0, "device mode: OpenCV/V4L camera index")
         self.rate = p("rate_hz", 5.0, "device/video/image modes: publish rate (Hz)")

@@ -26,17 +26,29 @@ def step_from_msg(m: StepPrompt) -> Step:
                 direction=m.direction, duration_s=float(m.duration_s), prompt=m.prompt)
 
 
-def motion_to_msg(m: HumanMotion, stamp: TimeMsg, frame_id: str = WORLD_FRAME) -> HumanMotionMsg:
-    msg = HumanMotionMsg()
+def _clip_msg(msg_type, stamp: TimeMsg, frame_id: str, fps: float, num_frames: int, pos, quat_wxyz):
+    """A clip message (HumanMotion, G1JointTrajectory) with its header, rate, length and root poses set."""
+    msg = msg_type()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id
-    msg.fps = float(m.fps)
-    msg.num_frames = m.num_frames
+    msg.fps = float(fps)
+    msg.num_frames = int(num_frames)
+    msg.root_pose_world = [pose_msg(p, q) for p, q in zip(pos, quat_wxyz)]
+    return msg
+
+
+def _root_poses(msg, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 3) positions and (T, 4) quaternions (w, x, y, z) of a clip message's root poses."""
+    poses = [pose_from_msg(p) for p in msg.root_pose_world]
+    return np.array([p for p, _ in poses]).reshape(t, 3), np.array([q for _, q in poses]).reshape(t, 4)
+
+
+def motion_to_msg(m: HumanMotion, stamp: TimeMsg, frame_id: str = WORLD_FRAME) -> HumanMotionMsg:
+    msg = _clip_msg(HumanMotionMsg, stamp, frame_id, m.fps, m.num_frames, m.root_pos_world_m, m.root_quat_wxyz)
     msg.source = m.source
     msg.keypoint_names = list(m.keypoint_names)
     msg.keypoints_world_m = m.keypoints_world_m.astype(np.float32).ravel().tolist()
     msg.keypoint_confidence = np.asarray(m.confidence, np.float32).ravel().tolist()
-    msg.root_pose_world = [pose_msg(p, q) for p, q in zip(m.root_pos_world_m, m.root_quat_wxyz)]
     msg.height_m = float(m.height_m)
     msg.frame_flags = np.asarray(m.frame_flags, np.uint8).tobytes()
     return msg
@@ -49,32 +61,27 @@ def motion_from_msg(msg: HumanMotionMsg) -> HumanMotion:
     kp = np.asarray(msg.keypoints_world_m, dtype=np.float64)
     if kp.size != t * j * 3 or len(msg.root_pose_world) != t:
         raise MotionEstimationError(f"HumanMotion message sizes do not match num_frames={t}, {j} keypoints")
-    poses = [pose_from_msg(p) for p in msg.root_pose_world]
-    flags = np.frombuffer(bytes(msg.frame_flags), dtype=np.uint8) if len(msg.frame_flags) == t else np.zeros(t, np.uint8)
+    root_pos, root_quat = _root_poses(msg, t)
+    flags = (np.frombuffer(bytes(msg.frame_flags), dtype=np.uint8) if len(msg.frame_flags) == t
+             else np.zeros(t, np.uint8))
     return HumanMotion(fps=float(msg.fps), keypoints_world_m=kp.reshape(t, j, 3),
                        confidence=np.asarray(msg.keypoint_confidence, np.float64).reshape(t, j),
-                       root_pos_world_m=np.array([p for p, _ in poses]).reshape(t, 3),
-                       root_quat_wxyz=np.array([q for _, q in poses]).reshape(t, 4),
+                       root_pos_world_m=root_pos, root_quat_wxyz=root_quat,
                        height_m=float(msg.height_m), keypoint_names=tuple(msg.keypoint_names),
                        frame_flags=flags.copy(), source=msg.source)
 
 
 def trajectory_to_msg(tr: G1JointTrajectory, stamp: TimeMsg, frame_id: str = WORLD_FRAME) -> G1JointTrajectoryMsg:
-    msg = G1JointTrajectoryMsg()
-    msg.header.stamp = stamp
-    msg.header.frame_id = frame_id
-    msg.fps = float(tr.fps)
-    msg.num_frames = tr.num_frames
+    msg = _clip_msg(G1JointTrajectoryMsg, stamp, frame_id, tr.fps, tr.num_frames, tr.root_pos_world_m,
+                    tr.root_quat_wxyz)
     msg.joint_names = list(G1_JOINT_NAMES)
     msg.positions_rad = tr.positions_rad.astype(np.float32).ravel().tolist()
     msg.velocities_rad_s = tr.velocities_rad_s.astype(np.float32).ravel().tolist()
-    msg.root_pose_world = [pose_msg(p, q) for p, q in zip(tr.root_pos_world_m, tr.root_quat_wxyz)]
     return msg
 
 
 def trajectory_from_msg(msg: G1JointTrajectoryMsg) -> G1JointTrajectory:
     t = int(msg.num_frames)
-    poses = [pose_from_msg(p) for p in msg.root_pose_world]
     return G1JointTrajectory(float(msg.fps), np.asarray(msg.positions_rad, np.float64).reshape(t, NUM_BODY_JOINTS),
                              np.asarray(msg.velocities_rad_s, np.float64).reshape(t, NUM_BODY_JOINTS),
-                             np.array([p for p, _ in poses]).reshape(t, 3), np.array([q for _, q in poses]).reshape(t, 4))
+                             *_root_poses(msg, t))

@@ -30,7 +30,8 @@ class EmbodimentNode(Node):
         result.backend = self.backend.name
 
         def progress(done: int, total: int, detail: str) -> None:
-            feedback(TransferEmbodiment.Feedback(progress=done / max(total, 1), detail=f"{self.backend.name}: {detail}"))
+            feedback(TransferEmbodiment.Feedback(progress=done / max(total, 1),
+                                                 detail=f"{self.backend.name}: {detail}"))
 
         progress(0, 1, "transferring")
         human = self.backend.transfer(robot, progress=progress, cancel=cancel)

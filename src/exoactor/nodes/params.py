@@ -66,5 +66,6 @@ def declare_look_at(node: Node, prefix: str, size: bool = True, note: str = "") 
     fovy = declare(node, f"{prefix}.fovy_deg", d.fovy_deg,
                    f"{note}camera vertical field of view (deg), square pixels, centred")
     eye = declare(node, f"{prefix}.eye_m", list(d.eye_world_m), f"{note}camera position in the world (m)")
-    target = declare(node, f"{prefix}.target_m", list(d.target_world_m), f"{note}point the camera looks at in the world (m)")
+    target = declare(node, f"{prefix}.target_m", list(d.target_world_m),
+                     f"{note}point the camera looks at in the world (m)")
     return LookAtCalibration(w, h, fovy, tuple(eye), tuple(target))

@@ -20,7 +20,7 @@ from exoactor.nodes.params import declare
 from exoactor.nodes.playback import Playback
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import spin_node
-from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
+from exoactor.nodes.stage import StageServer, declare_episode_root, frame_progress, goal_path
 from exoactor.registry import load_backend
 from exoactor.skeleton import HUMAN_BONES, KP
 
@@ -50,8 +50,10 @@ class PoseNode(Node):
         self.estimator = load_backend(
             ESTIMATOR_BACKENDS, backend, "motion estimator",
             min_detection_confidence=p("mediapipe.min_detection_confidence", 0.5, "person detection threshold 0..1"),
-            smooth_sigma_frames=p("smooth_sigma_frames", 1.5, "zero-lag Gaussian smoothing of keypoints (frames); 0 = off"),
-            min_detected_fraction=p("min_detected_fraction", 0.5, "fail when a person is found in fewer frames than this"))
+            smooth_sigma_frames=p("smooth_sigma_frames", 1.5,
+                                  "zero-lag Gaussian smoothing of keypoints (frames); 0 = off"),
+            min_detected_fraction=p("min_detected_fraction", 0.5,
+                                    "fail when a person is found in fewer frames than this"))
         self.pub_motion = self.create_publisher(HumanMotionMsg, "exoactor/human_motion", LATCHED_QOS)
         self.pub_skeleton = self.create_publisher(MarkerArray, "exoactor/human_skeleton", 2)
         self.playback = Playback()
@@ -64,11 +66,7 @@ class PoseNode(Node):
         video_path = goal_path(self.episode_root, goal.video_path, "video_path")
         episode_dir = goal_path(self.episode_root, goal.episode_dir, "episode_dir", optional=True)
         camera = camera_from_msgs(goal.camera_info, goal.camera_pose_world)
-
-        def progress(done: int, total: int, detail: str) -> None:
-            feedback(EstimateMotion.Feedback(progress=done / max(total, 1), frames_done=done, frames_total=total, detail=detail))
-
-        motion = self.estimator.estimate(video_path, camera, progress, cancel)
+        motion = self.estimator.estimate(video_path, camera, frame_progress(feedback, EstimateMotion.Feedback), cancel)
         if episode_dir is not None:
             result.motion_path = str(motion.save(episode_dir / f"motion_{goal.segment_index:02d}.npz"))
         stamp = self.get_clock().now().to_msg()
@@ -80,7 +78,8 @@ class PoseNode(Node):
         result.success = True
         self.pub_motion.publish(result.motion)
         self.playback.play(range(motion.num_frames), motion.fps,
-                           lambda t: self.pub_skeleton.publish(skeleton_markers(motion, t, self.get_clock().now().to_msg())))
+                           lambda t: self.pub_skeleton.publish(
+                               skeleton_markers(motion, t, self.get_clock().now().to_msg())))
 
     def close(self) -> None:
         self.playback.stop()

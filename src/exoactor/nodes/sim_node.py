@@ -52,11 +52,13 @@ class G1SimNode(Node):
         self.marker_rate = p("marker_rate_hz", 5.0, "robot mesh MarkerArray rate for rviz2 (Hz); 0 disables")
         mode_machine = p("mode_machine", 5, "mode_machine reported in LowState (5 = G1 29-DoF)")
         calibration = declare_look_at(self, "camera")
-        band = ElasticBand(enabled=p("band.enabled", True, "hang the robot on an elastic band (no balance controller yet)"),
-                           stiffness_n_m=p("band.stiffness_n_m", 200.0, "band stiffness (N/m)"),
-                           damping_n_s_m=p("band.damping_n_s_m", 100.0, "band damping (N s/m)"),
-                           anchor_world_m=np.array(p("band.anchor_m", [0.0, 0.0, 3.0], "band anchor in the world (m)")),
-                           length_m=p("band.length_m", 0.0, "band rest length (m); 0 = automatic: the band carries the robot's weight at the start pose"))
+        band = ElasticBand(
+            enabled=p("band.enabled", True, "hang the robot on an elastic band (no balance controller yet)"),
+            stiffness_n_m=p("band.stiffness_n_m", 200.0, "band stiffness (N/m)"),
+            damping_n_s_m=p("band.damping_n_s_m", 100.0, "band damping (N s/m)"),
+            anchor_world_m=np.array(p("band.anchor_m", [0.0, 0.0, 3.0], "band anchor in the world (m)")),
+            length_m=p("band.length_m", 0.0, "band rest length (m); 0 = automatic: the band carries the robot's "
+                       "weight at the start pose"))
         self.world_frame = p("world_frame", "world", "fixed frame of TF, markers and the camera pose")
         model_dir = p("model_dir", "", "folder with Menagerie's unitree_g1 files; '' = mujoco-menagerie package")
         description_file = p("robot_description_file", "", "URDF published on /robot_description (e.g. from your "
@@ -64,7 +66,8 @@ class G1SimNode(Node):
         self.publish_link_tf = p("publish_link_tf", True, "publish TF for every link below the pelvis; false when "
                                  "robot_state_publisher does it from /joint_states")
         self.camera = calibration.camera()
-        self.sim = G1Simulator(band=band, model_dir=model_dir or None, camera=self.camera if self.camera_rate > 0 else None)
+        self.sim = G1Simulator(band=band, model_dir=model_dir or None,
+                               camera=self.camera if self.camera_rate > 0 else None)
         self._writer = LowStateWriter(mode_machine)
         LowCmd, LowState, _ = import_unitree_hg()
         lowcmd_qos, lowstate_qos = declare_unitree_qos(self, "lowcmd"), declare_unitree_qos(self, "lowstate")
@@ -98,7 +101,8 @@ class G1SimNode(Node):
         self.pub_cam_pose.publish(cam_pose)
         self.pub_info.publish(camera_info_msg(self.camera, cam_pose.header.stamp, "exocentric_camera_optical"))
         self.get_logger().info(f"G1 simulator running (dt {self.sim.timestep_s * 1e3:.1f} ms, band "
-                               f"{'on' if band.enabled else 'off'}, camera {self.camera.width}x{self.camera.height} @ {self.camera_rate} Hz)")
+                               f"{'on' if band.enabled else 'off'}, camera {self.camera.width}x{self.camera.height}"
+                               f" @ {self.camera_rate} Hz)")
 
     def _on_lowcmd(self, data: bytes) -> None:
         frame, why = self._reader.check(data)  # never raises

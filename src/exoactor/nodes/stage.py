@@ -42,6 +42,15 @@ def goal_path(root: Path, path: str, what: str, optional: bool = False) -> Path 
     return confine(path, root, what)
 
 
+def frame_progress(feedback: Callable, feedback_type) -> Callable[[int, int, str], None]:
+    """A ProgressCallback publishing ``feedback_type(progress, frames_done, frames_total, detail)``."""
+
+    def progress(done: int, total: int, detail: str) -> None:
+        feedback(feedback_type(progress=done / max(total, 1), frames_done=done, frames_total=total, detail=detail))
+
+    return progress
+
+
 class CancelFlag:
     """``is_set()`` view of a goal's cancel request (what core code polls); also set while the node
     shuts down, so that no goal keeps the process from stopping."""

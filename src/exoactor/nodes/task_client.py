@@ -89,7 +89,8 @@ def activity_key(fb) -> str:
 def print_feedback(fb) -> None:
     bar = "#" * int(fb.progress * 30)
     what = fb.in_flight or (f"{fb.stage} step {fb.step_index + 1}/{fb.num_steps}" if fb.num_steps else fb.stage)
-    sys.stdout.write(f"\r[{bar:<30}] {fb.progress * 100:5.1f}% {fb.elapsed_s:6.1f}s {what[:70]:<70} {fb.detail[:50]:<50}")
+    sys.stdout.write(f"\r[{bar:<30}] {fb.progress * 100:5.1f}% {fb.elapsed_s:6.1f}s {what[:70]:<70} "
+                     f"{fb.detail[:50]:<50}")
     sys.stdout.flush()
 
 
@@ -106,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     client = TaskClient(node)
     try:
         if not client.wait_for_server(a.server_timeout):
-            print(f"no /exoactor/execute_task server after {a.server_timeout:.0f} s: is the graph running?", file=sys.stderr)
+            print(f"no /exoactor/execute_task server after {a.server_timeout:.0f} s: is the graph running?",
+                  file=sys.stderr)
             return 2
         last_stage = [""]
 

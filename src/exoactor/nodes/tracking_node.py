@@ -101,7 +101,8 @@ class TrackingNode(Node):
         self._loop_thread.start()
         self.episode_root = declare_episode_root(self)
         StageServer(self, TrackMotion, "exoactor/track_motion", self._work,
-                    user_errors=(TrackingError, RetargetingError, MotionEstimationError, UnsafeCommandError, ValueError))
+                    user_errors=(TrackingError, RetargetingError, MotionEstimationError, UnsafeCommandError,
+                                 ValueError))
         self.get_logger().info(f"tracking controller ready ({backend} retargeting, {self.rate_hz:.0f} Hz LowCmd, "
                                f"{'fast' if self.writer.fast else 'message-object'} encoding)")
 
@@ -271,7 +272,8 @@ class TrackingNode(Node):
                     if hold_s is None:
                         raise self._stopped(dropped0)
                     while self.controller.phase == Phase.TO_HOLD and time.monotonic() - now < hold_s + 1.0:
-                        feedback(TrackMotion.Feedback(phase="to_hold", progress=1.0, time_s=float(time.monotonic() - t0)))
+                        feedback(TrackMotion.Feedback(phase="to_hold", progress=1.0,
+                                                      time_s=float(time.monotonic() - t0)))
                         if stopped.wait(0.1):
                             raise self._stopped(dropped0)
                     raise Canceled(f"robot ramped to the hold pose in {time.monotonic() - now:.1f} s")
@@ -294,7 +296,8 @@ class TrackingNode(Node):
         result.clamped_commands = int(self.controller.clamped_total)
         result.success = True
         result.message = (f"tracked {traj.duration_s:.1f} s after a {ramp:.1f} s ramp-in; "
-                          f"joint RMSE {result.tracking_rmse_rad:.3f} rad, {result.clamped_commands} clamped command values; "
+                          f"joint RMSE {result.tracking_rmse_rad:.3f} rad, {result.clamped_commands} clamped "
+                          "command values; "
                           f"LowCmd {rate_hz:.0f} Hz (period p99 {p99_ms:.1f} ms){self._dropped_note(dropped0)}")
 
     def _loop_stats(self, since: float) -> tuple[float, float, float]:

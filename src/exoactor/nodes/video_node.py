@@ -17,7 +17,7 @@ from exoactor.nodes.images import image_to_msg
 from exoactor.nodes.params import declare, declare_backend
 from exoactor.nodes.playback import Playback
 from exoactor.nodes.spin import spin_node
-from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
+from exoactor.nodes.stage import StageServer, declare_episode_root, frame_progress, goal_path
 from exoactor.planning.vocabulary import PlanningError
 from exoactor.video import VIDEO_BACKENDS
 from exoactor.video.base import VideoGenerationError, VideoRequest
@@ -47,7 +47,8 @@ class VideoNode(Node):
         self.pub = self.create_publisher(Image, "exoactor/video/image_raw", 2)
         self.playback = Playback()
         self.server = StageServer(self, GenerateVideo, "exoactor/generate_video", self._work,
-                                  user_errors=(VideoGenerationError, VideoReadError, PlanningError, ValueError, OSError),
+                                  user_errors=(VideoGenerationError, VideoReadError, PlanningError, ValueError,
+                                               OSError),
                                   max_concurrent=self.backend.max_concurrency,
                                   max_queued=max_queued, stats=self.backend.stats)
         self.executor_threads = self.server.executor_threads  # every running or queued goal holds a thread
@@ -63,18 +64,16 @@ class VideoNode(Node):
                            goal_path(root, goal.reference_image_path, "reference_image_path", optional=True),
                            goal_path(root, goal.start_image_path, "start_image_path", optional=True),
                            camera_from_msgs(goal.camera_info, goal.camera_pose_world))
-
-        def progress(done: int, total: int, detail: str) -> None:
-            feedback(GenerateVideo.Feedback(progress=done / max(total, 1), frames_done=done, frames_total=total, detail=detail))
-
         result.backend = self.backend.name
-        seg = self.backend.generate(req, progress, cancel)
+        seg = self.backend.generate(req, frame_progress(feedback, GenerateVideo.Feedback), cancel)
         result.success, result.message = True, seg.message
         result.video_path, result.last_frame_path = str(seg.video_path), str(seg.last_frame_path)
-        result.fps, result.num_frames, result.width, result.height = float(seg.fps), seg.num_frames, seg.width, seg.height
+        result.fps, result.num_frames = float(seg.fps), seg.num_frames
+        result.width, result.height = seg.width, seg.height
         if self.preview:
             self.playback.play(read_video_frames(seg.video_path), seg.fps,
-                               lambda rgb: self.pub.publish(image_to_msg(rgb, self.get_clock().now().to_msg(), "exocentric_camera_optical")))
+                               lambda rgb: self.pub.publish(
+                                   image_to_msg(rgb, self.get_clock().now().to_msg(), "exocentric_camera_optical")))
 
     def close(self) -> None:
         self.playback.stop()

@@ -207,7 +207,8 @@ class RemoteClient:
                                "access to this model or API, or the region is not supported", backend=self.backend,
                                status=s)
         if s == 404:
-            return RemoteError(Reason.NOT_FOUND, f"{what}: not found (HTTP 404){detail}", backend=self.backend, status=s)
+            return RemoteError(Reason.NOT_FOUND, f"{what}: not found (HTTP 404){detail}", backend=self.backend,
+                               status=s)
         if s == 429:
             return RemoteError(Reason.RATE_LIMITED, f"{what}: rate limited (HTTP 429) after {self.max_retries} "
                                f"retries{detail}", backend=self.backend, status=s)
@@ -239,7 +240,8 @@ class RemoteClient:
             except self._requests.exceptions.Timeout as e:
                 self.stats.add(seconds=time.monotonic() - t0)
                 err = RemoteError(Reason.TIMEOUT, f"{what}: no answer within {self.timeout[1]:g} s "
-                                  f"(connect timeout {self.timeout[0]:g} s) after {attempt} retries", backend=self.backend)
+                                  f"(connect timeout {self.timeout[0]:g} s) after {attempt} retries",
+                                  backend=self.backend)
                 if not idempotent and not isinstance(e, self._requests.exceptions.ConnectTimeout):
                     self.stats.add(errors=1)
                     raise RemoteError(Reason.TIMEOUT, f"{what}: no answer within {self.timeout[1]:g} s; not retried "

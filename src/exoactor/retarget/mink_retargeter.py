@@ -59,7 +59,8 @@ class _LowerBodyMap:
     robot_ankle_z: float
 
     def __call__(self, p: np.ndarray) -> np.ndarray:
-        return np.array([self.s_xy * p[0], self.s_xy * p[1], self.robot_ankle_z + self.s_z * (p[2] - self.human_ankle_z)])
+        return np.array([self.s_xy * p[0], self.s_xy * p[1],
+                         self.robot_ankle_z + self.s_z * (p[2] - self.human_ankle_z)])
 
 
 class MinkRetargeter:
@@ -82,18 +83,15 @@ class MinkRetargeter:
         self.config.update_from_keyframe("stand")
         self.q_stand = self.config.q.copy()
         m = self.model
-        self.tasks = {
-            "pelvis": mink.FrameTask("pelvis", "body", position_cost=1.0, orientation_cost=1.0, lm_damping=1.0),
-            "torso": mink.FrameTask("torso_link", "body", position_cost=0.0, orientation_cost=0.6, lm_damping=1.0),
-            "left_foot": mink.FrameTask("left_ankle_roll_link", "body", position_cost=2.0, orientation_cost=0.5, lm_damping=1.0),
-            "right_foot": mink.FrameTask("right_ankle_roll_link", "body", position_cost=2.0, orientation_cost=0.5, lm_damping=1.0),
-            "left_knee": mink.FrameTask("left_knee_link", "body", position_cost=0.2, orientation_cost=0.0, lm_damping=1.0),
-            "right_knee": mink.FrameTask("right_knee_link", "body", position_cost=0.2, orientation_cost=0.0, lm_damping=1.0),
-            "left_elbow": mink.FrameTask("left_elbow_link", "body", position_cost=0.3, orientation_cost=0.0, lm_damping=1.0),
-            "right_elbow": mink.FrameTask("right_elbow_link", "body", position_cost=0.3, orientation_cost=0.0, lm_damping=1.0),
-            "left_hand": mink.FrameTask("left_wrist_yaw_link", "body", position_cost=1.0, orientation_cost=0.0, lm_damping=1.0),
-            "right_hand": mink.FrameTask("right_wrist_yaw_link", "body", position_cost=1.0, orientation_cost=0.0, lm_damping=1.0),
+        frames = {  # task: (robot body, position cost, orientation cost)
+            "pelvis": ("pelvis", 1.0, 1.0), "torso": ("torso_link", 0.0, 0.6),
+            "left_foot": ("left_ankle_roll_link", 2.0, 0.5), "right_foot": ("right_ankle_roll_link", 2.0, 0.5),
+            "left_knee": ("left_knee_link", 0.2, 0.0), "right_knee": ("right_knee_link", 0.2, 0.0),
+            "left_elbow": ("left_elbow_link", 0.3, 0.0), "right_elbow": ("right_elbow_link", 0.3, 0.0),
+            "left_hand": ("left_wrist_yaw_link", 1.0, 0.0), "right_hand": ("right_wrist_yaw_link", 1.0, 0.0),
         }
+        self.tasks = {name: mink.FrameTask(body, "body", position_cost=pos, orientation_cost=rot, lm_damping=1.0)
+                      for name, (body, pos, rot) in frames.items()}
         self.posture = mink.PostureTask(m, cost=0.02)
         self.posture.set_target(self.q_stand)
         self.max_joint_velocity_rad_s = float(max_joint_velocity_rad_s)

@@ -65,4 +65,5 @@ class G1JointTrajectory:
     @classmethod
     def load(cls, path: Path | str) -> "G1JointTrajectory":
         with np.load(path) as z:
-            return cls(float(z["fps"]), z["positions_rad"], z["velocities_rad_s"], z["root_pos_world_m"], z["root_quat_wxyz"])
+            return cls(float(z["fps"]), z["positions_rad"], z["velocities_rad_s"], z["root_pos_world_m"],
+                       z["root_quat_wxyz"])

@@ -131,7 +131,8 @@ class G1Simulator:
             # Automatic length: at the start pose the band carries the robot's whole weight.
             p = self.data.xpos[self._band_body]
             weight_n = float(self.model.body_subtreemass[1] * -self.model.opt.gravity[2])
-            self.band.length_m = float(np.linalg.norm(self.band.anchor_world_m - p)) - weight_n / self.band.stiffness_n_m
+            stretch_m = weight_n / self.band.stiffness_n_m
+            self.band.length_m = float(np.linalg.norm(self.band.anchor_world_m - p)) - stretch_m
         with self._cmd_lock:
             self._cmd = None
 
@@ -177,7 +178,8 @@ class G1Simulator:
         return G1State(
             time_s=float(d.time), q_rad=d.qpos[self._qadr].copy(), dq_rad_s=dq,
             ddq_rad_s2=(dq - self._prev_dq) / self.timestep_s, tau_nm=d.ctrl[:NUM_BODY_JOINTS].copy(),
-            imu_quat_wxyz=matrix_to_quat_wxyz(rot), imu_gyro_rad_s=d.sensordata[self._gyro_adr:self._gyro_adr + 3].copy(),
+            imu_quat_wxyz=matrix_to_quat_wxyz(rot),
+            imu_gyro_rad_s=d.sensordata[self._gyro_adr:self._gyro_adr + 3].copy(),
             imu_acc_m_s2=d.sensordata[self._acc_adr:self._acc_adr + 3].copy(),
             base_pos_world_m=d.qpos[0:3].copy(), base_quat_wxyz=d.qpos[3:7].copy())
 

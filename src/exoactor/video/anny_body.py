@@ -171,7 +171,8 @@ class OffscreenHumanRenderer:
     def render(self, posed: PosedBody, background_rgb: np.ndarray) -> np.ndarray:
         import trimesh  # noqa: PLC0415
 
-        tm = trimesh.Trimesh(posed.vertices_world_m, self.body.faces, vertex_colors=self.body.vertex_colors, process=False)
+        tm = trimesh.Trimesh(posed.vertices_world_m, self.body.faces, vertex_colors=self.body.vertex_colors,
+                             process=False)
         if self._node is not None:
             self.scene.remove_node(self._node)
         self._node = self.scene.add(self._pr.Mesh.from_trimesh(tm, smooth=True))

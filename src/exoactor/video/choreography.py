@@ -94,7 +94,8 @@ def pose_at(step: Step, start: BodyPose, u: float) -> BodyPose:
             p.spine_pitch_rad = (1 - w) * start.spine_pitch_rad
         return p
     if a in ("walk", "step"):
-        direction = {"forward": (1, 0), "backward": (-1, 0), "left": (0, 1), "right": (0, -1)}.get(step.direction or "forward", (1, 0))
+        directions = {"forward": (1, 0), "backward": (-1, 0), "left": (0, 1), "right": (0, -1)}
+        direction = directions.get(step.direction or "forward", (1, 0))
         dist = abs(step.amount)
         s = smoothstep(u)
         c, sn = math.cos(start.yaw_rad), math.sin(start.yaw_rad)
@@ -107,7 +108,8 @@ def pose_at(step: Step, start: BodyPose, u: float) -> BodyPose:
         lat = direction[1]
         for side, sign in (("l", 1.0), ("r", -1.0)):
             swing = 0.38 * env * math.sin(phi) * sign
-            knee = 0.7 * env * max(0.0, math.sin(phi + (0 if sign > 0 else math.pi) + math.pi / 2)) if a == "walk" else 0.6 * env
+            knee = (0.7 * env * max(0.0, math.sin(phi + (0 if sign > 0 else math.pi) + math.pi / 2)) if a == "walk"
+                    else 0.6 * env)
             t = _unit([math.sin(swing) * (fwd or 0.0), _lat(side) * 0.03 + math.sin(swing) * lat, -math.cos(swing)])
             d[f"thigh_{side}"] = t
             d[f"shank_{side}"] = _angle_dir(swing * (fwd or 1.0) - knee, _lat(side) * 0.0)
@@ -149,7 +151,8 @@ def pose_at(step: Step, start: BodyPose, u: float) -> BodyPose:
     arm_targets = {
         "raise_arm": (lambda s: _unit([0.1, _lat(s) * 0.2, 1]), lambda s: _unit([0.1, _lat(s) * 0.1, 1]), smoothstep),
         "reach": (lambda s: _unit([1, _lat(s) * 0.1, 0.05]), lambda s: _unit([1, 0, 0.05]), plateau),
-        "grasp": (lambda s: _unit([0.6, _lat(s) * 0.15, -0.8]), lambda s: _unit([0.8, -_lat(s) * 0.1, -0.6]), smoothstep),
+        "grasp": (lambda s: _unit([0.6, _lat(s) * 0.15, -0.8]), lambda s: _unit([0.8, -_lat(s) * 0.1, -0.6]),
+                  smoothstep),
         "place": (lambda s: _unit([0.8, _lat(s) * 0.15, -0.6]), lambda s: _unit([1, 0, -0.35]), plateau),
     }
     if a in arm_targets:

@@ -83,7 +83,8 @@ class SyntheticVideoGenerator(VideoGenerator):
                         frame = renderer.render(posed, bg)
                         writer.write(frame)
                         truth[b0 + k] = posed.keypoints_world_m
-                    progress(min(b0 + BATCH, len(poses)), len(poses), f"rendered {min(b0 + BATCH, len(poses))}/{len(poses)} frames")
+                    done = min(b0 + BATCH, len(poses))
+                    progress(done, len(poses), f"rendered {done}/{len(poses)} frames")
             finally:
                 writer.close()
         write_image_rgb(last_path, frame)
