@@ -30,6 +30,10 @@ NODES = {"g1_sim", "camera", "embodiment_transfer", "task_planner", "video_gener
 BAD_OUTPUT = re.compile(r"terminate called|traceback|\babort(?:ed)?\b|segmentation fault|core dumped|"
                         r"fatal python error|exception ignored", re.IGNORECASE)
 """What a clean stop never prints (C++ std::terminate, Python tracebacks, crashes)."""
+INTERRUPTED_GOAL = re.compile(r"\[WARN\] \[[\d.]+\] \[orchestrator\.action_server\]: Goal state not set, assuming "
+                              r"aborted\. Goal ID: \[[\d ]+\]")
+"""rclpy's own line for a task goal cut short by the shutdown itself (the context is gone, so no terminal state
+can be published): the task really was interrupted; everything else in BAD_OUTPUT still fails the test."""
 
 
 def _domain(offset: int) -> str:
@@ -164,9 +168,7 @@ def _group_alive(pgid: int) -> bool:
 
 @pytest.mark.parametrize("sig,during_task", [
     (signal.SIGINT, False), (signal.SIGTERM, False),
-    pytest.param(signal.SIGINT, True, marks=pytest.mark.xfail(
-        reason="orchestrator_node publishes feedback and goal states after the context is gone (a traceback "
-               "from rclpy's action server); the stage nodes stop cleanly", strict=False))],
+    (signal.SIGINT, True)],
     ids=["sigint", "sigterm", "sigint_during_a_task"])
 def test_the_launcher_stops_the_graph_cleanly(tmp_path, sig, during_task):
     """``python -m exoactor.launcher`` gets the signal (as from a terminal or a service manager); every
@@ -219,6 +221,8 @@ def test_the_launcher_stops_the_graph_cleanly(tmp_path, sig, during_task):
     assert stop_s < 15.0, f"stopping took {stop_s:.1f} s"
     left = [name for name, pid in {**pids, "launcher": launcher.pid}.items() if _group_alive(pid)]
     assert not left, f"processes left: {left}"
+    if during_task:
+        texts = {name: INTERRUPTED_GOAL.sub("", text) for name, text in texts.items()}
     bad = {name: found for name, text in {"launcher": out, **texts}.items() if (found := BAD_OUTPUT.findall(text))}
     assert not bad, f"{bad}\n{out}\n{_tails(logs)}"
     assert sorted(texts) == sorted(f"{n}.log" for n in pids)

@@ -12,9 +12,11 @@ videos joined, with per-step timestamps).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
+import traceback
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -27,7 +29,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from exoactor.action import EstimateMotion, ExecuteTask, GenerateVideo, TrackMotion, TransferEmbodiment
-from exoactor.episode import MAX_INSTRUCTION_CHARS, Episode, one_line
+from exoactor.episode import DEFAULT_EPISODE_ROOT, MAX_INSTRUCTION_CHARS, Episode, one_line
 from exoactor.media import CAMERA_FILE, build_episode_media, save_camera
 from exoactor.nodes.calibration_msgs import camera_from_msgs
 from exoactor.nodes.conversions import step_from_msg
@@ -84,9 +86,11 @@ class _Progress:
 class OrchestratorNode(Node):
     def __init__(self):
         super().__init__("orchestrator")
-        p = lambda *a: declare(self, *a)  # noqa: E731
-        self.episode_root = p("episode_root", "~/.exoactor/episodes", "folder where one episode folder per goal is written")
-        self.camera_timeout_s = p("camera_timeout_s", 10.0, "how long to wait for a camera image, calibration and pose (s)")
+        p = functools.partial(declare, self)
+        self.episode_root = p("episode_root", DEFAULT_EPISODE_ROOT,
+                              "folder where one episode folder per goal is written")
+        self.camera_timeout_s = p("camera_timeout_s", 10.0,
+                                  "how long to wait for a camera image, calibration and pose (s)")
         self.server_timeout_s = p("server_timeout_s", 10.0, "how long to wait for a stage's action server (s)")
         self.stage_timeout_s = p("stage_timeout_s", 600.0, "longest a single stage call may take (s)")
         self.chain_steps = p("chain_steps", True, "true: step k+1's video starts from step k's last frame (generated "
@@ -100,11 +104,13 @@ class OrchestratorNode(Node):
         self._image = self._info = self._pose = None
         self._cam_lock = threading.Lock()
         self.create_subscription(Image, "exoactor/camera/image_raw", self._on_image, 1, callback_group=cb)
-        self.create_subscription(CameraInfo, "exoactor/camera/camera_info", self._on_info, LATCHED_QOS, callback_group=cb)
+        self.create_subscription(CameraInfo, "exoactor/camera/camera_info", self._on_info, LATCHED_QOS,
+                                 callback_group=cb)
         self.create_subscription(PoseStamped, "exoactor/camera/pose", self._on_pose, LATCHED_QOS, callback_group=cb)
         self.plan_client = self.create_client(PlanTask, "exoactor/plan_task", callback_group=cb)
         self.clients_ = {
-            "embodiment_transfer": ActionClient(self, TransferEmbodiment, "exoactor/transfer_embodiment", callback_group=cb),
+            "embodiment_transfer": ActionClient(self, TransferEmbodiment, "exoactor/transfer_embodiment",
+                                                callback_group=cb),
             "video_generation": ActionClient(self, GenerateVideo, "exoactor/generate_video", callback_group=cb),
             "motion_estimation": ActionClient(self, EstimateMotion, "exoactor/estimate_motion", callback_group=cb),
             "tracking": ActionClient(self, TrackMotion, "exoactor/track_motion", callback_group=cb),
@@ -191,15 +197,15 @@ class OrchestratorNode(Node):
         except StageFailed as e:
             result.success, result.error_code, result.failed_stage = False, e.code, e.stage
             result.error_reason = e.reason
-            where = f" (step {run.failed_step + 1})" if run.failed_step is not None and e.stage in _Progress.PER_STEP else ""
+            in_step = run.failed_step is not None and e.stage in _Progress.PER_STEP
+            where = f" (step {run.failed_step + 1})" if in_step else ""
             result.message = f"{e.stage}{where} failed: {e}"
             gh_final = gh.abort
         except Exception as e:  # noqa: BLE001 - report, keep serving
-            import traceback  # noqa: PLC0415
-
             result.success, result.error_code, result.failed_stage = False, R.ERROR_INTERNAL, run.stage
             result.message = f"internal error during {run.stage}: {type(e).__name__}: {e}"
-            self.get_logger().error(traceback.format_exc())
+            if self.context.ok():
+                self.get_logger().error(traceback.format_exc())
             gh_final = gh.abort
         finally:
             self._busy.release()
@@ -213,7 +219,7 @@ class OrchestratorNode(Node):
         if remote:
             episode.write_json("remote_calls.json", remote)
         episode.log(f"result: success={result.success} code={result.error_code} {result.message}")
-        if self.episode_media:
+        if self.episode_media and self.context.ok():  # not while the node shuts down
             self._build_media(run, episode, result)
         episode.write_json("result.json", {
             "success": result.success, "error_code": int(result.error_code), "failed_stage": result.failed_stage,
@@ -221,6 +227,12 @@ class OrchestratorNode(Node):
             "total_time_s": round(result.total_time_s, 3), "time_to_first_motion_s": round(run.first_motion_s, 3),
             "chain_steps": self.chain_steps, "steps": run.steps_summary, "stages": run.stage_results,
             "remote_calls": remote})
+        if not self.context.ok():  # shutting down: the action server's publishers are gone with the context
+            try:
+                gh_final()
+            except Exception:  # noqa: BLE001 - rclpy raises once its context is shut down; nothing to tell
+                pass
+            return result
         summary = f"{'done' if result.success else 'failed'}: {result.message} (episode {episode.path})"
         if result.success:
             self.get_logger().info(summary)
@@ -293,14 +305,16 @@ class _Run:
             if stage in self.progress.PER_STEP:
                 self._step_progress[(step, stage)] = stage_progress
                 self._activity[(step, stage)] = (stage_progress, detail)
-            in_flight = "; ".join(f"step {k + 1} {st} {p * 100:.0f}%" for (k, st), (p, _d) in sorted(self._activity.items()))
+            in_flight = "; ".join(f"step {k + 1} {st} {p * 100:.0f}%"
+                                  for (k, st), (p, _d) in sorted(self._activity.items()))
             fb = ExecuteTask.Feedback(stage=stage, progress=float(self._overall(stage, stage_progress)),
                                       stage_progress=float(stage_progress), step_index=step,
                                       num_steps=self.progress.num_steps, detail=detail,
                                       elapsed_s=float(time.monotonic() - self.t0), in_flight=in_flight,
                                       remote_calls=self._remote_line())
             self._last_fb = time.monotonic()
-            self.gh.publish_feedback(fb)
+            if self.node.context.ok():  # feedback after shutdown would only raise in rclpy
+                self.gh.publish_feedback(fb)
 
     def _heartbeat(self) -> None:
         with self._lock:
@@ -312,9 +326,13 @@ class _Run:
             else:
                 self.feedback(self.stage, 0.0, f"{self.stage.replace('_', ' ')}", self.step)
 
+    def stopping(self) -> bool:
+        """A cancel was requested or the node is shutting down."""
+        return bool(self.gh.is_cancel_requested) or not self.node.context.ok()
+
     def check_cancel(self) -> None:
-        if self.gh.is_cancel_requested:
-            raise GoalCanceled("cancel requested")
+        if self.stopping():
+            raise GoalCanceled("cancel requested" if self.node.context.ok() else "the orchestrator is shutting down")
         if self._abort.is_set():
             raise _Aborted()
 
@@ -495,7 +513,9 @@ class _Run:
                 return return_value
             except FutureTimeout:
                 self._heartbeat()
-                if self.gh.is_cancel_requested:
+                if self.stopping():
+                    if not raise_errors:
+                        return None
                     raise GoalCanceled("cancel requested") from None
                 if self._abort.is_set() and not raise_errors:
                     return None
@@ -504,7 +524,7 @@ class _Run:
                     return None
                 with self._lock:
                     first = self._first_error
-                if self.gh.is_cancel_requested:
+                if self.stopping():
                     raise GoalCanceled("cancel requested") from None
                 raise (first or e) from None
 
@@ -539,9 +559,10 @@ class _Run:
     def _plan(self, instruction: str):
         node = self.node
         if not node.plan_client.wait_for_service(timeout_sec=node.server_timeout_s):
-            raise StageFailed(R.ERROR_STAGE_UNAVAILABLE, "planning", "the task planner (/exoactor/plan_task) is not running")
+            raise StageFailed(R.ERROR_STAGE_UNAVAILABLE, "planning",
+                              "the task planner (/exoactor/plan_task) is not running")
         res = wait_for(node.plan_client.call_async(PlanTask.Request(instruction=instruction)), node.stage_timeout_s,
-                       lambda: self.gh.is_cancel_requested)
+                       self.stopping)
         self.check_cancel()
         if res is None:
             raise StageFailed(R.ERROR_STAGE_UNAVAILABLE, "planning", "the task planner did not answer")
@@ -581,7 +602,8 @@ class _Run:
             prog, detail = describe(msg.feedback)
             self.feedback(stage, min(max(float(prog), 0.0), 1.0), detail, step)
 
-        gh = wait_for(client.send_goal_async(goal, feedback_callback=on_feedback), node.server_timeout_s)
+        gh = wait_for(client.send_goal_async(goal, feedback_callback=on_feedback), node.server_timeout_s, self.stopping)
+        self.check_cancel()
         if gh is None or not gh.accepted:
             raise StageFailed(R.ERROR_STAGE_UNAVAILABLE, stage, f"the {label} server rejected the goal (busy?)")
         result_future = gh.get_result_async()
@@ -590,6 +612,8 @@ class _Run:
         result_future.add_done_callback(lambda _f: done.set())
         canceled = aborted = False
         while not done.wait(0.1):
+            if not node.context.ok():
+                raise GoalCanceled("the orchestrator is shutting down")
             if (self.gh.is_cancel_requested or self._abort.is_set()) and not (canceled or aborted):
                 canceled = self.gh.is_cancel_requested
                 aborted = not canceled
