@@ -63,11 +63,12 @@ def run_mode(name: str, orchestrator: dict, clips: dict, scale: float, out: Path
         "task_planner": {"openai.base_url": llm.api_base, **{f"openai.{k}": v for k, v in fast.items()}},
         "video_generator": {"veo.base_url": veo.base_url, "veo.poll_interval_s": 0.5, "veo.max_poll_interval_s": 1.0,
                             "veo.max_concurrent": 4, **{f"veo.{k}": v for k, v in fast.items()}},
-        "orchestrator": {**orchestrator, "episode_media": False},
+        "orchestrator": {"streaming": orchestrator["streaming"], "episode_media": False},
     }
     env = {"GEMINI_API_KEY": KEY, "OPENAI_API_KEY": KEY}
     graph = start_graph(out / name, {"embodiment_backend": "gemini", "planner_backend": "openai",
-                                     "video_backend": "veo"}, overrides, env)
+                                     "video_backend": "veo", "chain_steps": str(orchestrator["chain_steps"]).lower()},
+                        overrides, env)
     node = rclpy.create_node(f"streaming_benchmark_{name}")
     client = TaskClient(node)
     try:

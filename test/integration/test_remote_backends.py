@@ -75,12 +75,13 @@ class Rig:
                                     **{f"gemini.{k}": v for k, v in FAST.items()}},
             "task_planner": planner_params,
             "video_generator": video,
-            "orchestrator": {"chain_steps": chain, "episode_media": False},  # media: test_graph.py
+            "orchestrator": {"episode_media": False},  # media: test_graph.py
         }
         env = {"GEMINI_API_KEY": GEMINI_KEY, "OPENAI_API_KEY": OPENAI_KEY,
                "KLING_ACCESS_KEY": KLING_AK, "KLING_SECRET_KEY": KLING_SK}
         self.graph = start_graph(root, {"embodiment_backend": "gemini", "planner_backend": planner,
-                                        "video_backend": video_backend}, overrides, env)
+                                        "video_backend": video_backend, "chain_steps": str(chain).lower()},
+                                 overrides, env)
         self.node = rclpy.create_node(f"exoactor_test_remote_{video_backend}")
         self.client = TaskClient(self.node)
         self.outputs: list[str] = []

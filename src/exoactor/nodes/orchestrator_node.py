@@ -604,7 +604,10 @@ class _Run:
 
         gh = wait_for(client.send_goal_async(goal, feedback_callback=on_feedback), node.server_timeout_s, self.stopping)
         self.check_cancel()
-        if gh is None or not gh.accepted:
+        if gh is None:
+            raise StageFailed(R.ERROR_STAGE_UNAVAILABLE, stage, f"the {label} server did not answer the goal within "
+                              f"{node.server_timeout_s:g} s (overloaded? parameter server_timeout_s)")
+        if not gh.accepted:
             raise StageFailed(R.ERROR_STAGE_UNAVAILABLE, stage, f"the {label} server rejected the goal (busy?)")
         result_future = gh.get_result_async()
         deadline = time.monotonic() + node.stage_timeout_s
