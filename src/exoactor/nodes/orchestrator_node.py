@@ -398,6 +398,7 @@ class _Run:
         videos: list[Future] = [Future() for _ in range(n)]
         motions: list[Future] = [Future() for _ in range(n)]
         tracked: list[Future] = [Future() for _ in range(n)]  # streaming off: step k+1 waits for these
+        joiner = SegmentJoiner(ep.file("task.mp4"))  # built after the last step: never competes with tracking
 
         def video(k: int, start_image: str):
             action = steps[k].action
@@ -437,13 +438,11 @@ class _Run:
             threading.Thread(target=self._settle, args=(videos[k], lambda k=k: video(k, "")), name=f"video{k}",
                              daemon=True) for k in range(n)]
         workers.append(threading.Thread(target=estimate_all, name="estimation", daemon=True))
-        joiner = SegmentJoiner(ep.file("task.mp4"))
         try:
             for w in workers:
                 w.start()
             for k in range(n):
                 mot = self._await(motions[k], raise_errors=True)
-                self._join_ready(joiner, videos, k)
                 action = steps[k].action
                 vid = videos[k].result()
 
@@ -476,7 +475,7 @@ class _Run:
         finally:
             for w in workers:
                 w.join(timeout=40.0)
-            for k in range(n):
+            for k in range(n):  # every step whose video exists, in order (also after a failure or a cancel)
                 self._join_ready(joiner, videos, k)
             joiner.close()
             if joiner.steps:
