@@ -121,9 +121,9 @@ def main() -> int:
     saved = out / "streaming.json"
     rows = [r for r in (json.loads(saved.read_text()) if saved.is_file() else [])
             if r["mode"] not in a.modes.split(",")]
-    modes = {"chained": {"chain_steps": True, "streaming": True},
-             "unchained": {"chain_steps": False, "streaming": True},
-             "sequential": {"chain_steps": True, "streaming": False}}
+    modes = {"chained": {"chain_steps": True, "streaming": "true"},
+             "unchained": {"chain_steps": False, "streaming": "true"},
+             "sequential": {"chain_steps": True, "streaming": "false"}}
     try:
         for name, orch in modes.items():
             if name not in a.modes.split(","):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import functools
 import json
-import os
+import subprocess
+import sys
 import threading
 import traceback
 import time
@@ -30,11 +31,11 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from exoactor.action import EstimateMotion, ExecuteTask, GenerateVideo, TrackMotion, TransferEmbodiment
 from exoactor.episode import DEFAULT_EPISODE_ROOT, MAX_INSTRUCTION_CHARS, Episode, one_line
-from exoactor.media import CAMERA_FILE, build_episode_media, save_camera
+from exoactor.media import CAMERA_FILE, save_camera
 from exoactor.nodes.calibration_msgs import camera_from_msgs
 from exoactor.nodes.conversions import step_from_msg
 from exoactor.nodes.images import msg_to_image
-from exoactor.nodes.params import declare
+from exoactor.nodes.params import ConfigError, declare
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import spin_node, wait_for
 from exoactor.srv import PlanTask
@@ -42,6 +43,9 @@ from exoactor.video.io import VideoReadError, write_image_rgb
 from exoactor.video.join import SegmentJoiner
 
 R = ExecuteTask.Result
+LOCAL_CPU_VIDEO_BACKENDS = ("synthetic",)
+"""Video backends that render on this machine's CPU: with ``streaming: auto`` their steps are not overlapped
+with execution (on a laptop CPU the rendering would starve the 500 Hz simulator and controller)."""
 
 
 def instruction_problem(instruction: str) -> str:
@@ -98,8 +102,13 @@ class OrchestratorNode(Node):
                              "reference image and all are generated at once")
         self.episode_media = p("episode_media", True, "after every goal, build the episode's four-panel video, plots "
                                "and index.html (seconds of CPU while the robot holds; the result waits for it)")
-        self.streaming = p("streaming", True, "true: generate the next step while the current one is estimated and "
-                           "executed; false: strictly one stage after the other (slower; for comparison)")
+        self.media_timeout_s = p("episode_media_timeout_s", 300.0, "longest the episode media may take (s)")
+        self.streaming = p("streaming", "auto", "true: generate the next step while the current one is estimated and "
+                           "executed; false: strictly one stage after the other; auto: true, except for video "
+                           f"backends that render on this machine's CPU ({', '.join(LOCAL_CPU_VIDEO_BACKENDS)}), "
+                           "whose rendering would compete with the 500 Hz control loop")
+        if self.streaming not in ("auto", "true", "false"):
+            raise ConfigError(f"parameter 'streaming' must be auto, true or false, got {self.streaming!r}")
         cb = ReentrantCallbackGroup()
         self._image = self._info = self._pose = None
         self._cam_lock = threading.Lock()
@@ -134,32 +143,21 @@ class OrchestratorNode(Node):
             self._pose = msg
 
     def _build_media(self, run: "_Run", episode: Episode, result) -> None:
-        """The episode's video, plots and index.html, built at low CPU priority (the controller keeps its
-        share of the CPU while the robot holds); failures only cost the media (they are logged)."""
+        """The episode's video, plots and index.html, built by ``python -m exoactor.media`` in a child
+        process at niceness 19 (all its threads, MuJoCo's and the encoder's included, yield the CPU to the
+        500 Hz simulator and controller while the robot holds); failures only cost the media (logged)."""
         t0 = time.monotonic()
-
-        def build():
-            try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # this thread only (Linux)
-            except (AttributeError, OSError):
-                pass
-            try:
-                out["media"] = build_episode_media(
-                    episode.path, lambda d, n, detail: run.feedback("episode_media", d / max(n, 1), detail))
-            except Exception as e:  # noqa: BLE001 - media must never turn a result into a crash
-                out["error"] = f"{type(e).__name__}: {e}"
-
-        out: dict = {}
         run.feedback("episode_media", 0.0, "building the episode's video, plots and page")
-        worker = threading.Thread(target=build, name="episode-media", daemon=True)
-        worker.start()
-        worker.join()
-        media = out.get("media") or {}
+        cmd = [sys.executable, "-m", "exoactor.media", "--nice", "19", "-q", str(episode.path)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.media_timeout_s, check=False)
+            outcome = proc.stdout.strip() if proc.returncode == 0 else f"exit {proc.returncode}: {proc.stderr[-300:]}"
+        except (OSError, subprocess.TimeoutExpired) as e:
+            outcome = f"{type(e).__name__}: {e}"
         episode.record_time("episode_media", time.monotonic() - t0)
-        if media.get("index_html"):
-            episode.log(f"episode page: {media['index_html']} ({len(media.get('warnings', []))} warning(s))")
-        else:
-            episode.log(f"episode media not built: {out.get('error') or media.get('warnings')}")
+        page = episode.file("index.html")
+        episode.log(f"episode page: {page}" if page.is_file() else f"episode media not built: {one_line(outcome)}")
+        run.feedback("episode_media", 1.0, f"episode page: {page}" if page.is_file() else "no episode page")
 
     # ---- the task ---------------------------------------------------------------------------------
     def _execute(self, gh):
@@ -393,7 +391,7 @@ class _Run:
 
     def _stream(self, steps, reference: str, info, pose) -> None:
         ep, n = self.episode, len(steps)
-        streaming = self.node.streaming
+        streaming = self.node.streaming != "false"
         chain = self.node.chain_steps or not streaming
         videos: list[Future] = [Future() for _ in range(n)]
         motions: list[Future] = [Future() for _ in range(n)]
@@ -410,14 +408,19 @@ class _Run:
                 lambda f: (f.progress, f"step {k + 1}/{n} ({action}): {f.detail}"), k))
 
         def chained_videos():
-            start = ""
+            start, overlap = "", streaming
             for k in range(n):
-                if not streaming and k > 0 and self._await(tracked[k - 1]) is None:
+                if not overlap and k > 0 and self._await(tracked[k - 1]) is None:
                     videos[k].set_exception(_Aborted())
                     return
                 if not self._settle(videos[k], lambda k=k, s=start: video(k, s)):
                     return
                 start = videos[k].result().last_frame_path
+                backend = videos[k].result().backend
+                if overlap and self.node.streaming == "auto" and backend in LOCAL_CPU_VIDEO_BACKENDS:
+                    overlap = False  # from now on step k+1 waits for step k to be executed
+                    self.episode.log(f"streaming off: the {backend} video backend renders on this machine's CPU "
+                                     "(parameter streaming: true to stream anyway)")
 
         def estimate_all():
             for k in range(n):
