@@ -2,21 +2,21 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from exoactor.media.build import build_episode_media
+from exoactor.realtime import lower_process_priority
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m exoactor.media", description=__doc__)
     ap.add_argument("episode_dir", type=Path, nargs="+")
     ap.add_argument("-q", "--quiet", action="store_true", help="print only the index.html paths")
-    ap.add_argument("--nice", type=int, default=0, help="add this niceness first (yield the CPU to a control loop)")
+    ap.add_argument("--nice", type=int, default=0, choices=range(20), metavar="0-19",
+                    help="run at this nice value (yield the CPU to a control loop)")
     a = ap.parse_args(argv)
-    if a.nice:
-        os.nice(a.nice)
+    lower_process_priority(a.nice)
     code = 0
     for d in a.episode_dir:
         def show(done: int, total: int, detail: str) -> None:

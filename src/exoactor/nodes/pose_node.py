@@ -20,7 +20,7 @@ from exoactor.nodes.params import declare
 from exoactor.nodes.playback import Playback
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import spin_node
-from exoactor.nodes.stage import StageServer, declare_episode_root, frame_progress, goal_path
+from exoactor.nodes.stage import StageServer, declare_episode_root, declare_niceness, frame_progress, goal_path
 from exoactor.registry import load_backend
 from exoactor.skeleton import HUMAN_BONES, KP
 
@@ -46,6 +46,7 @@ class PoseNode(Node):
     def __init__(self):
         super().__init__("pose_estimator")
         p = functools.partial(declare, self)
+        priority = declare_niceness(self)
         backend = p("backend", "mediapipe", f"estimator backend: {', '.join(ESTIMATOR_BACKENDS)}")
         self.estimator = load_backend(
             ESTIMATOR_BACKENDS, backend, "motion estimator",
@@ -60,7 +61,7 @@ class PoseNode(Node):
         self.episode_root = declare_episode_root(self)
         StageServer(self, EstimateMotion, "exoactor/estimate_motion", self._work,
                     user_errors=(MotionEstimationError, ValueError, OSError))
-        self.get_logger().info(f"pose estimator ready (backend {self.estimator.name})")
+        self.get_logger().info(f"pose estimator ready (backend {self.estimator.name}, {priority})")
 
     def _work(self, goal, feedback, cancel, result) -> None:
         video_path = goal_path(self.episode_root, goal.video_path, "video_path")

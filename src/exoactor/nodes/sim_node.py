@@ -36,6 +36,7 @@ from exoactor.nodes.images import image_to_msg
 from exoactor.nodes.params import ConfigError, declare, declare_look_at
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import join_all, spin_node
+from exoactor.realtime import MAX_RT_PRIORITY, make_thread_realtime
 from exoactor.nodes.unitree_io import LowCmdReader, LowStateWriter, declare_unitree_qos, import_unitree_hg
 from exoactor.sim.g1_sim import ElasticBand, G1Simulator
 
@@ -50,6 +51,11 @@ class G1SimNode(Node):
         self.joint_state_rate = p("joint_state_rate_hz", 50.0, "JointState and TF publish rate (Hz)")
         self.camera_rate = p("camera_rate_hz", 2.0, "exocentric camera frame rate (Hz); 0 disables rendering")
         self.marker_rate = p("marker_rate_hz", 5.0, "robot mesh MarkerArray rate for rviz2 (Hz); 0 disables")
+        self.rt_priority = p("rt_priority", 80, "SCHED_FIFO priority (1-98) of the physics thread, the simulated "
+                             "robot's own real-time loop, where permitted (CAP_SYS_NICE or an rtprio limit); 0 = off")
+        if not 0 <= self.rt_priority < MAX_RT_PRIORITY:
+            raise ConfigError(f"parameter 'rt_priority' must be 0 (off) or 1-{MAX_RT_PRIORITY - 1}, "
+                              f"got {self.rt_priority}")
         mode_machine = p("mode_machine", 5, "mode_machine reported in LowState (5 = G1 29-DoF)")
         calibration = declare_look_at(self, "camera")
         band = ElasticBand(
@@ -116,6 +122,7 @@ class G1SimNode(Node):
         self.sim.set_command(frame)
 
     def _loop(self) -> None:
+        self.get_logger().info(f"physics thread: {make_thread_realtime(self.rt_priority)}")
         try:
             self._physics()
         except Exception:  # publishing fails once the context is shut down

@@ -113,7 +113,11 @@ def spin_node(node_factory: Callable[[], Node], args=None, threads: int = 4) -> 
         threads = int(getattr(node, "executor_threads", threads))  # a node may need more (queued goals)
         executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        try:
+            executor.spin()
+        except Exception:  # noqa: BLE001 - a signal shut the context down between two waits (RCLError)
+            if node.context.ok() and not signals.received:
+                raise
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -23,8 +23,9 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 
 from exoactor.episode import DEFAULT_EPISODE_ROOT, confine
-from exoactor.nodes.params import declare
+from exoactor.nodes.params import ConfigError, declare
 from exoactor.progress import Canceled
+from exoactor.realtime import lower_process_priority
 from exoactor.remote.errors import RemoteError
 
 
@@ -33,6 +34,17 @@ def declare_episode_root(node: Node) -> Path:
     root = declare(node, "episode_root", DEFAULT_EPISODE_ROOT,
                    "paths in goals (episode folder, videos, images) must lie inside this folder; others are refused")
     return Path(os.path.expanduser(root))
+
+
+def declare_niceness(node: Node, default: int = 10) -> str:
+    """The ``nice`` parameter of a batch stage (decoding, rendering, estimation): applied to the
+    whole process at once, so that on a small machine it yields the CPU to the control loop and the
+    robot (or simulator). Returns what took effect, for the start-up log."""
+    n = declare(node, "nice", default, "nice value (0-19) of this node's process: its batch work yields the CPU "
+                "to the control loop and the simulator; 0 = normal priority")
+    if not 0 <= n <= 19:
+        raise ConfigError(f"parameter 'nice' must be 0-19, got {n}")
+    return lower_process_priority(n)
 
 
 def goal_path(root: Path, path: str, what: str, optional: bool = False) -> Path | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import sys
 import threading
 import time
 import traceback
@@ -37,8 +38,13 @@ from exoactor.nodes.spin import join_all, spin_node
 from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
 from exoactor.nodes.unitree_io import LowCmdWriter, LowStateReader, declare_unitree_qos, import_unitree_hg
 from exoactor.progress import Canceled
+from exoactor.realtime import MAX_RT_PRIORITY, make_thread_realtime
 from exoactor.registry import load_backend
 from exoactor.retarget import RETARGET_BACKENDS, RetargetingError
+
+
+GIL_SWITCH_INTERVAL_S = 0.0005
+"""How often CPython hands the GIL to a waiting thread in this process (default 5 ms)."""
 
 
 class TrackingError(RuntimeError):
@@ -65,8 +71,15 @@ class TrackingNode(Node):
         temp_warn = p("motor_temperature_warn_c", 80.0, "a motor this hot (deg C, LowState temperature) is logged")
         temp_stop = p("motor_temperature_stop_c", 95.0,
                       "a motor this hot (deg C) stops execution: damping, aborted goal")
+        self.rt_priority = p("rt_priority", 80, "SCHED_FIFO priority (1-99) of the control loop thread (the /lowstate "
+                             "thread gets one less) where permitted (CAP_SYS_NICE or an rtprio limit); 0 = off")
         model_dir = p("model_dir", "", "folder with Menagerie's unitree_g1 files; '' = mujoco-menagerie package")
         self._check_config(kp, kd, kp_max, kd_max, vmax, margin, temp_warn, temp_stop)
+        if not 0 <= self.rt_priority <= MAX_RT_PRIORITY - 1:
+            raise ConfigError(f"parameter 'rt_priority' must be 0 (off) or 1-{MAX_RT_PRIORITY - 1}, got {self.rt_priority}")
+        # The loop thread waits for the GIL whenever another thread of this process runs Python:
+        # hand it over every 0.5 ms instead of CPython's 5 ms.
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self.retargeter = load_backend(RETARGET_BACKENDS, backend, "retargeting", model_dir=model_dir or None,
                                        max_joint_velocity_rad_s=vmax, joint_limit_margin_rad=margin)
         model = self.retargeter.model
@@ -94,17 +107,22 @@ class TrackingNode(Node):
         self._io_executor = SingleThreadedExecutor(context=self.context)
         self._io_executor.add_node(self._io_node)
         self._stop = threading.Event()
+        self._priorities: dict[str, str] = {}  # thread -> its scheduling, set by the thread itself
         self._io_thread = threading.Thread(target=self._spin_io, name="lowstate", daemon=True)
         self._io_thread.start()
         self._sent_t: collections.deque[float] = collections.deque(maxlen=60000)  # LowCmd send times
         self._loop_thread = threading.Thread(target=self._loop, name="control", daemon=True)
         self._loop_thread.start()
+        deadline = time.monotonic() + 2.0
+        while len(self._priorities) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.episode_root = declare_episode_root(self)
         StageServer(self, TrackMotion, "exoactor/track_motion", self._work,
                     user_errors=(TrackingError, RetargetingError, MotionEstimationError, UnsafeCommandError,
                                  ValueError))
         self.get_logger().info(f"tracking controller ready ({backend} retargeting, {self.rate_hz:.0f} Hz LowCmd, "
-                               f"{'fast' if self.writer.fast else 'message-object'} encoding)")
+                               f"{'fast' if self.writer.fast else 'message-object'} encoding; control thread "
+                               f"{self._priorities.get('control', '?')})")
 
     @staticmethod
     def _check_config(kp, kd, kp_max, kd_max, vmax, margin, temp_warn, temp_stop) -> None:
@@ -140,8 +158,12 @@ class TrackingNode(Node):
         return self.writer.build(cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd, mode_machine)
 
     # ---- robot state and e-stop (the I/O thread) -------------------------------------------------
+    def _set_priority(self, thread: str, priority: int) -> None:
+        self._priorities[thread] = make_thread_realtime(priority)
+
     def _spin_io(self) -> None:
         """The /lowstate and e-stop thread: a failing callback is reported and the thread goes on."""
+        self._set_priority("lowstate", max(0, self.rt_priority - 1))
         while not self._stop.is_set() and self.context.ok():
             try:
                 self._io_executor.spin()
@@ -176,6 +198,7 @@ class TrackingNode(Node):
     # ---- 500 Hz loop ---------------------------------------------------------------------------
     def _loop(self) -> None:
         """Never ends before close(): every failure becomes damping (ControlLoop.tick never raises)."""
+        self._set_priority("control", self.rt_priority)
         period = 1.0 / self.rate_hz
         next_t = time.monotonic()
         while not self._stop.is_set():

@@ -5,7 +5,6 @@ Finished segments are replayed on ``/exoactor/video/image_raw`` for rviz2.
 from __future__ import annotations
 
 import functools
-import os
 
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -17,7 +16,7 @@ from exoactor.nodes.images import image_to_msg
 from exoactor.nodes.params import declare, declare_backend
 from exoactor.nodes.playback import Playback
 from exoactor.nodes.spin import spin_node
-from exoactor.nodes.stage import StageServer, declare_episode_root, frame_progress, goal_path
+from exoactor.nodes.stage import StageServer, declare_episode_root, declare_niceness, frame_progress, goal_path
 from exoactor.planning.vocabulary import PlanningError
 from exoactor.video import VIDEO_BACKENDS
 from exoactor.video.base import VideoGenerationError, VideoRequest
@@ -34,10 +33,7 @@ class VideoNode(Node):
         self.episode_root = declare_episode_root(self)
         self.preview = p("publish_frames", True, "replay each finished segment on /exoactor/video/image_raw")
         max_queued = p("max_queued", 12, "goals accepted beyond the backend's concurrency limit; they wait their turn")
-        nice = p("nice", 10, "raise this process's niceness by this much (0 = leave): local rendering and models "
-                 "then yield the CPU to the 500 Hz control loop while steps are streamed")
-        if nice > 0:
-            os.nice(min(int(nice), 19))
+        priority = declare_niceness(self)
         extra = {"fps": fps} if backend == "synthetic" else {"video_paths": paths} if backend == "file" else {}
         self.backend = declare_backend(self, VIDEO_BACKENDS, "video", backend, **extra)
         warm = getattr(self.backend, "warm_up", None)
@@ -53,7 +49,7 @@ class VideoNode(Node):
                                   max_queued=max_queued, stats=self.backend.stats)
         self.executor_threads = self.server.executor_threads  # every running or queued goal holds a thread
         self.get_logger().info(f"video generator ready (backend {self.backend.name}, "
-                               f"{self.backend.max_concurrency} segment(s) at once)")
+                               f"{self.backend.max_concurrency} segment(s) at once, {priority})")
 
     def _work(self, goal, feedback, cancel, result) -> None:
         steps = [step_from_msg(s) for s in goal.steps]

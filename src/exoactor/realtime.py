@@ -1,0 +1,64 @@
+"""Scheduling of the project's threads: real-time priority for control, lower priority for batch work.
+
+On a 2-core machine the imagination stages (video decoding and rendering, pose estimation) can
+keep both cores busy for seconds; the 500 Hz control loop and the simulator standing in for the
+robot must still run every 2 ms. Two levers, both Linux, both optional:
+
+- :func:`make_thread_realtime` puts the *calling thread* under ``SCHED_FIFO`` at a priority
+  (1-99). It needs ``CAP_SYS_NICE`` or an ``rtprio`` limit (``/etc/security/limits.conf``:
+  ``@realtime - rtprio 98``, or ``docker run --cap-add SYS_NICE --ulimit rtprio=98``). Without
+  either it changes nothing and says so. The kernel's real-time throttling (95 % by default)
+  keeps a runaway real-time thread from freezing the machine.
+- :func:`lower_process_priority` raises the nice value of every thread of the process (threads
+  created later inherit it): batch stages yield the CPU to everything at nice 0.
+
+Both return a one-line description of what took effect, for the node's start-up log.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+MAX_RT_PRIORITY = 99
+
+
+def make_thread_realtime(priority: int) -> str:
+    """SCHED_FIFO at ``priority`` (1-99) for the calling thread; 0 = leave it alone. Never raises."""
+    priority = int(priority)
+    if priority <= 0:
+        return "normal priority (real-time priority off)"
+    if not 1 <= priority <= MAX_RT_PRIORITY:
+        raise ValueError(f"real-time priority must be 0 (off) or 1-{MAX_RT_PRIORITY}, got {priority}")
+    if not sys.platform.startswith("linux") or not hasattr(os, "sched_setscheduler"):
+        return f"normal priority (SCHED_FIFO is Linux-only; this is {sys.platform})"
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # 0: the calling thread (Linux)
+    except PermissionError:
+        return ("normal priority (SCHED_FIFO not permitted: needs CAP_SYS_NICE or an rtprio limit, "
+                "see exoactor/realtime.py)")
+    except OSError as e:
+        return f"normal priority (SCHED_FIFO failed: {e.strerror or e})"
+    return f"SCHED_FIFO priority {priority}"
+
+
+def lower_process_priority(niceness: int) -> str:
+    """Give every thread of this process a nice value of at least ``niceness`` (0-19); threads
+    created afterwards inherit it. Raising niceness needs no permission."""
+    niceness = int(niceness)
+    if not 0 <= niceness <= 19:
+        raise ValueError(f"niceness must be 0-19, got {niceness}")
+    if niceness == 0:
+        return "nice 0"
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        tids = [0]
+    done = 0
+    for tid in tids:
+        try:
+            cur = os.getpriority(os.PRIO_PROCESS, tid)
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, max(cur, niceness)))
+            done += 1
+        except OSError:  # the thread ended meanwhile
+            pass
+    return f"nice {niceness} ({done} thread(s))"
