@@ -116,6 +116,17 @@ class FakeService:
         with self._lock:
             self._inject.append(_Injection(re.compile(path_regex), reply, times, method))
 
+    def clear(self) -> None:
+        """Forget recorded requests, injected replies and latencies."""
+        with self._lock:
+            self.requests.clear()
+            self._inject.clear()
+            self.latency_s.clear()
+
+    def clear_injections(self) -> None:
+        with self._lock:
+            self._inject.clear()
+
     def set_latency(self, path_regex: str, seconds: float) -> None:
         with self._lock:
             self.latency_s[path_regex] = seconds

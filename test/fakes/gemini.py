@@ -47,10 +47,7 @@ class FakeGemini(FakeService):
 
     def reset(self) -> None:
         """Forget requests, injections, latencies and modes (one server for many tests)."""
-        with self._lock:
-            self.requests.clear()
-            self._inject.clear()
-            self.latency_s.clear()
+        self.clear()
         self.image_mode = "ok"
         self.thoughts = True
         self.out_short_side = 300

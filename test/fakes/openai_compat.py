@@ -23,10 +23,7 @@ class FakeOpenAICompat(FakeService):
 
     def reset(self) -> None:
         """Forget requests, injections, latencies and modes (one server for many tests)."""
-        with self._lock:
-            self.requests.clear()
-            self._inject.clear()
-            self.latency_s.clear()
+        self.clear()
         self.supports_json_schema = True
         self.answers: list = []
         self.default_answer: object = {"steps": []}

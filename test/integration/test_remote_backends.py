@@ -186,7 +186,7 @@ def test_injected_failures_end_with_a_specific_result(veo_rig, inject, reason, c
         t0 = time.monotonic()
         status, result, _ = rig.run("wave", timeout_s=120)
     finally:
-        target._inject.clear()
+        target.clear_injections()
     assert status == GoalStatus.STATUS_ABORTED and not result.success
     assert result.error_code == code and result.error_reason == reason, result.message
     assert fragment.lower() in result.message.lower() and time.monotonic() - t0 < 60
