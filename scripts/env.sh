@@ -12,5 +12,9 @@ source "$_EXO_HOME/ws/install/setup.bash"
 if [ -z "${MENAGERIE_ROOT:-}" ] && [ -f "$_EXO_REPO/../shared/assets/menagerie/unitree_g1/g1.xml" ]; then
   export MENAGERIE_ROOT="$(cd "$_EXO_REPO/../shared/assets/menagerie" && pwd)"
 fi
+# Unitree's G1 leg policy offline: ../shared/assets/unitree_rl_gym/g1/motion.pt if present.
+if [ -z "${EXOACTOR_LEG_POLICY:-}" ] && [ -f "$_EXO_REPO/../shared/assets/unitree_rl_gym/g1/motion.pt" ]; then
+  export EXOACTOR_LEG_POLICY="$(cd "$_EXO_REPO/../shared/assets/unitree_rl_gym/g1" && pwd)/motion.pt"
+fi
 export MUJOCO_GL="${MUJOCO_GL:-egl}" PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-egl}"
 unset _EXO_REPO _EXO_HOME _EXO_NOUNSET

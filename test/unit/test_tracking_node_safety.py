@@ -82,10 +82,11 @@ def rig(g1_model):
     from exoactor.nodes.tracking_node import TrackingNode
 
     os.environ["ROS_DOMAIN_ID"] = str(120 + os.getpid() % 90)
+    # The fake robot is a stand-in on a gantry (no physics, no odometry): legs from the trajectory.
     # A generous state timeout: the watchdog's own timing is tested in ticks (test_control_loop.py); here
     # a loaded machine must not turn an e-stop or exception test into a stale-state abort.
     rclpy.init(args=["--ros-args", "-p", "ramp_in_min_s:=0.2", "-p", "ramp_speed_rad_s:=2.0",
-                     "-p", "lowstate_timeout_s:=1.0"])
+                     "-p", "lowstate_timeout_s:=1.0", "-p", "lower_body:=trajectory", "-p", "gantry:=true"])
     helper = rclpy.create_node("exoactor_test_robot")
     robot = FakeRobot(helper, stand_pose_rad(g1_model))
     node = TrackingNode()

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from exoactor.control.balance import BaseOdometry, fallen_reason
 from exoactor.control.tracker import JointCommand, JointTrackingController, Phase
 from exoactor.g1.joints import G1_JOINT_NAMES
 from exoactor.g1.lowstate import LowStateSample
@@ -57,6 +58,8 @@ class ControlLoop:
         self.ticks = 0
         self._sample: LowStateSample | None = None
         self._sample_t = -1e9
+        self._odom: BaseOdometry | None = None
+        self._odom_t = -1e9
         self._observed_t = -1e9
         self._hot: set[int] = set()
         self._mode_machine = 0
@@ -105,6 +108,41 @@ class ControlLoop:
                                  f"(warning {self.temperature_warn_c:.0f} C, stop {self.temperature_stop_c:.0f} C)")
             cooled = self.temperature_warn_c - 5.0  # hysteresis: warn again only after cooling down
             self._hot = {i for i in self._hot if s.temperature_c[i] >= cooled} | set(hot.tolist())
+
+    def on_odometry(self, odom: BaseOdometry, t_now: float) -> None:
+        """The robot's base odometry (for the leg policy's outer loops); a bad one is ignored."""
+        if odom.ok():
+            with self._lock:
+                self._odom, self._odom_t = odom, t_now
+
+    def odometry(self, t_now: float) -> tuple[BaseOdometry | None, float]:
+        """(newest odometry or None, its age in s)."""
+        with self._lock:
+            return self._odom, t_now - self._odom_t
+
+    def after_tick(self, t_now: float) -> None:
+        """Work after the tick's command went out: the leg policy's step (50 Hz) and the fall check,
+        so inference never delays a command. Never raises: a failure stops execution (damping)."""
+        lb = self.controller.lower_body
+        if lb is None or not lb.due(t_now):
+            return
+        try:
+            sample, age = self.state(t_now)
+            if sample is None or age > self.state_timeout_s:
+                return  # tick() stops execution on a stale state
+            fell = fallen_reason(sample)
+            if fell:
+                self.stop(fell)
+                return
+            odom, odom_age = self.odometry(t_now)
+            if lb.closed_loop and (odom is None or odom_age > self.state_timeout_s):
+                self.stop("no odometry for the leg policy " + (f"for {odom_age:.2f} s" if odom is not None
+                                                               else "received"))
+                return
+            lb.update(t_now, sample, odom)
+        except Exception as e:  # noqa: BLE001 - every failure ends in damping, never in silence
+            self.loop_errors += 1
+            self.stop(f"leg policy error: {type(e).__name__}: {e}")
 
     def state(self, t_now: float) -> tuple[LowStateSample | None, float]:
         """(newest usable LowState or None, its age in s)."""

@@ -103,6 +103,10 @@ def _sample_times(num_frames: int, fps_src: float, fps_out: float) -> np.ndarray
 
 def _interp_indices(times: np.ndarray, fps_src: float, num_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x = np.clip(times * fps_src, 0.0, num_frames - 1.0)
+    # (k / r) * r is not always k in floating point: snap near-integers so that resampling at the
+    # trajectory's own rate returns its frames bit for bit (a limited trajectory stays limited).
+    nearest = np.round(x)
+    x = np.where(np.abs(x - nearest) < 1e-9, nearest, x)
     i = np.minimum(np.floor(x).astype(np.intp), max(num_frames - 2, 0))
     j = np.minimum(i + 1, num_frames - 1)
     return i, j, x - i

@@ -12,6 +12,7 @@ from enum import Enum
 
 import numpy as np
 
+from exoactor.control.balance import PolicyLowerBody, step_base_commands
 from exoactor.g1.joints import NUM_BODY_JOINTS
 from exoactor.g1.safety import CommandLimits
 from exoactor.retarget.trajectory import G1JointTrajectory
@@ -48,13 +49,17 @@ class JointTrackingController:
     """Thread-safe; ``tick`` is called by the control loop, the rest by action callbacks."""
 
     def __init__(self, limits: CommandLimits, kp: np.ndarray, kd: np.ndarray, hold_pose_rad: np.ndarray,
-                 ramp_in_min_s: float = 2.0, ramp_speed_rad_s: float = 0.5):
+                 ramp_in_min_s: float = 2.0, ramp_speed_rad_s: float = 0.5,
+                 lower_body: PolicyLowerBody | None = None):
         self.limits = limits
         self.kp = np.asarray(kp, dtype=np.float64)
         self.kd = np.asarray(kd, dtype=np.float64)
         self.hold_pose_rad = np.clip(hold_pose_rad, limits.q_min_rad, limits.q_max_rad)
         self.ramp_in_min_s = ramp_in_min_s
         self.ramp_speed_rad_s = ramp_speed_rad_s
+        self.lower_body = lower_body
+        """Legs from the leg policy while it is engaged (None: legs always from the trajectory)."""
+        self._base_cmds: np.ndarray | None = None
         self._lock = threading.Lock()
         self.phase = Phase.IDLE
         self._traj: G1JointTrajectory | None = None
@@ -77,11 +82,26 @@ class JointTrackingController:
         floor = self.ramp_in_min_s if min_s is None else min_s
         return max(floor, float(np.max(np.abs(b - a))) / self.ramp_speed_rad_s)
 
-    def start(self, traj: G1JointTrajectory, q_measured_rad: np.ndarray, t_now: float, ramp_in: bool = True) -> float:
-        """Begin a trajectory; returns the ramp-in duration (s). Raises UnsafeCommandError."""
+    def start(self, traj: G1JointTrajectory, q_measured_rad: np.ndarray, t_now: float, ramp_in: bool = True,
+              legs_from_policy: bool = False) -> float:
+        """Begin a trajectory; returns the ramp-in duration (s). Raises UnsafeCommandError.
+
+        ``legs_from_policy``: the legs balance and walk with the leg policy (engaged now if it is
+        not yet), following the trajectory's base motion; else they follow the trajectory."""
         self.limits.check_finite(q_measured_rad, "measured joint positions")
         self.limits.check_finite(traj.positions_rad, "trajectory")
+        lb = self.lower_body
+        if legs_from_policy and lb is None:
+            raise ValueError("legs_from_policy needs a lower body (leg policy)")
         with self._lock:
+            if lb is not None:
+                if legs_from_policy:
+                    lb.engage(self._last_q if self._last_q is not None and self.phase not in
+                              (Phase.IDLE, Phase.DAMPING) else q_measured_rad)
+                    self._base_cmds = step_base_commands(traj)
+                else:
+                    lb.disengage()
+                    self._base_cmds = None
             # Continue from the last command while the motors still hold it; after IDLE or DAMPING
             # the robot is wherever it sagged to, so ramp from the measured pose.
             holding = self._last_q is not None and self.phase not in (Phase.IDLE, Phase.DAMPING)
@@ -96,8 +116,13 @@ class JointTrackingController:
                 self._begin_ramp(Phase.RAMP_IN, start, target, t_now,
                                  min_s=self.CONTINUE_RAMP_MIN_S if holding else None)
             else:
-                self.phase, self._t_phase = Phase.TRACKING, t_now
+                self._begin_tracking(t_now)
             return self._ramp_T if self.phase == Phase.RAMP_IN else 0.0
+
+    def _begin_tracking(self, t_now: float) -> None:
+        self.phase, self._t_phase = Phase.TRACKING, t_now
+        if self.lower_body is not None and self._base_cmds is not None and self._traj is not None:
+            self.lower_body.set_plan(self._base_cmds, self._traj.fps, t_now)
 
     def go_to_hold(self, t_now: float, q_measured_rad: np.ndarray | None = None) -> float:
         """Ramp from the current command to the hold pose; returns the ramp duration (s)."""
@@ -106,6 +131,8 @@ class JointTrackingController:
             if start is None:
                 return 0.0
             self._traj = None
+            if self.lower_body is not None:
+                self.lower_body.clear_plan()
             self._begin_ramp(Phase.TO_HOLD, np.asarray(start, float), self.hold_pose_rad, t_now)
             return self._ramp_T
 
@@ -114,6 +141,8 @@ class JointTrackingController:
         with self._lock:
             self.phase = Phase.DAMPING
             self._traj = None
+            if self.lower_body is not None:
+                self.lower_body.disengage()
 
     def _begin_ramp(self, phase: Phase, a: np.ndarray, b: np.ndarray, t_now: float, min_s: float | None = None) -> None:
         self.phase = phase
@@ -136,7 +165,7 @@ class JointTrackingController:
                 dq = (df / self._ramp_T) * (self._ramp_to - self._ramp_from)
                 if t >= self._ramp_T:
                     if self.phase == Phase.RAMP_IN and self._traj is not None:
-                        self.phase, self._t_phase = Phase.TRACKING, t_now
+                        self._begin_tracking(t_now)
                     else:
                         self.phase = Phase.HOLDING
             elif self.phase == Phase.TRACKING and self._traj is not None:
@@ -149,7 +178,10 @@ class JointTrackingController:
                 dq = np.zeros(NUM_BODY_JOINTS)
             # The step from the last command is bounded by the nominal period (limits.period_s), not
             # by the time elapsed: after a stall the command catches up at the speed limit.
-            safe = self.limits.apply(q, dq, self._last_q, self.kp, self.kd)
+            kp, kd = self.kp, self.kd
+            if self.lower_body is not None:
+                q, dq, kp, kd = self.lower_body.overlay(q, dq, kp, kd)
+            safe = self.limits.apply(q, dq, self._last_q, kp, kd)
             self.clamped_total += safe.changed
             self._last_q, self._last_t = safe.q, t_now
             return JointCommand(safe.q, safe.dq, safe.kp, safe.kd, self.phase, safe.changed)

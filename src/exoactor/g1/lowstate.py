@@ -8,7 +8,7 @@ wireless_remote u8[40] @2032, reserve u32[4] @2072, crc u32 @2088 over bytes 0..
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,7 +40,9 @@ class LowStateSample:
     """What the controller uses of one LowState (body motors 0..28, Unitree motor order).
 
     q_rad, dq_rad_s: (29,); temperature_c: (29,) the hotter of each motor's two sensors (deg C);
-    motorstate: (29,) motor error flags (nonzero = fault); crc_ok: the CRC matched the content.
+    motorstate: (29,) motor error flags (nonzero = fault); crc_ok: the CRC matched the content;
+    imu_quat_wxyz: (4,) pelvis IMU orientation (w, x, y, z); imu_gyro_rad_s: (3,) its angular
+    velocity in the IMU (pelvis) frame.
     """
 
     q_rad: np.ndarray
@@ -50,14 +52,24 @@ class LowStateSample:
     temperature_c: np.ndarray
     motorstate: np.ndarray
     crc_ok: bool
+    imu_quat_wxyz: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0, 0.0, 0.0]))
+    imu_gyro_rad_s: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     def problem(self) -> str:
-        """Why this state must not be used ('' if it may): bad CRC or non-finite joint values."""
+        """Why this state must not be used ('' if it may): bad CRC, non-finite joint or IMU values."""
         if not self.crc_ok:
             return "bad CRC"
         if not (np.all(np.isfinite(self.q_rad)) and np.all(np.isfinite(self.dq_rad_s))):
             return "non-finite joint values"
+        n = float(np.linalg.norm(self.imu_quat_wxyz)) if np.all(np.isfinite(self.imu_quat_wxyz)) else float("nan")
+        if not (abs(n - 1.0) < 0.05 and np.all(np.isfinite(self.imu_gyro_rad_s))):
+            return "invalid IMU values"
         return ""
+
+    def tilt_rad(self) -> float:
+        """Angle between the pelvis's z axis and the world's (0 upright)."""
+        w, x, y, z = self.imu_quat_wxyz / np.linalg.norm(self.imu_quat_wxyz)
+        return float(np.arccos(np.clip(1.0 - 2.0 * (x * x + y * y), -1.0, 1.0)))
 
     def faults(self) -> list[tuple[int, int]]:
         """(motor index, error flags) of every body motor reporting a fault."""
@@ -72,4 +84,5 @@ def sample_from_c_bytes(c_bytes: bytes) -> LowStateSample:
     ms = rec["motor_state"][:NUM_BODY_JOINTS]
     crc_ok = unitree_crc32(c_bytes[:2088]) == int(rec["crc"])
     return LowStateSample(ms["q"].astype(float), ms["dq"].astype(float), int(rec["mode_machine"]), int(rec["tick"]),
-                          ms["temperature"].max(axis=1).astype(float), ms["motorstate"].copy(), crc_ok)
+                          ms["temperature"].max(axis=1).astype(float), ms["motorstate"].copy(), crc_ok,
+                          rec["imu_state"]["quaternion"].astype(float), rec["imu_state"]["gyroscope"].astype(float))

@@ -22,8 +22,10 @@ import numpy as np
 from exoactor.g1.joints import DAMPING_KD, DEFAULT_KD, DEFAULT_KP
 
 DEFAULT_KP_MAX = 2.0 * DEFAULT_KP
+DEFAULT_KP_MAX[12:15] = 300.0
 """Upper bound of kp per joint (N*m/rad): twice Unitree's example gains (the RL leg policy's
-100/150 on hips/knees fits)."""
+100/150 on hips/knees fits), 300 on the waist (Unitree's 29-DoF deploy of that policy holds the
+waist at 300)."""
 DEFAULT_KD_MAX = np.maximum(2.0 * DEFAULT_KD, DAMPING_KD)
 """Upper bound of kd per joint (N*m*s/rad): Unitree's damping kd (8), which is above twice every
 example gain and the RL leg policy's 2-4."""

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Time as TimeMsg
+from nav_msgs.msg import Odometry
 
+from exoactor.control.balance import BaseOdometry
 from exoactor.g1.joints import G1_JOINT_NAMES, NUM_BODY_JOINTS
 from exoactor.motion.human_motion import HumanMotion, MotionEstimationError
 from exoactor.msg import G1JointTrajectory as G1JointTrajectoryMsg
 from exoactor.msg import HumanMotion as HumanMotionMsg
 from exoactor.msg import StepPrompt
 from exoactor.nodes.calibration_msgs import pose_from_msg, pose_msg
+from exoactor.geometry import quat_wxyz_to_matrix
 from exoactor.planning.vocabulary import Step
 from exoactor.retarget.trajectory import G1JointTrajectory
 
@@ -85,3 +88,27 @@ def trajectory_from_msg(msg: G1JointTrajectoryMsg) -> G1JointTrajectory:
     return G1JointTrajectory(float(msg.fps), np.asarray(msg.positions_rad, np.float64).reshape(t, NUM_BODY_JOINTS),
                              np.asarray(msg.velocities_rad_s, np.float64).reshape(t, NUM_BODY_JOINTS),
                              *_root_poses(msg, t))
+
+
+def odometry_to_msg(odom: BaseOdometry, stamp: TimeMsg, frame_id: str = WORLD_FRAME,
+                    child_frame_id: str = "pelvis") -> Odometry:
+    """nav_msgs/Odometry (REP 105): pose in ``frame_id``, twist in ``child_frame_id`` (the body)."""
+    msg = Odometry()
+    msg.header.stamp, msg.header.frame_id, msg.child_frame_id = stamp, frame_id, child_frame_id
+    msg.pose.pose = pose_msg(odom.pos_world_m, odom.quat_wxyz)
+    v_body = quat_wxyz_to_matrix(odom.quat_wxyz).T @ odom.lin_vel_world_m_s
+    t = msg.twist.twist
+    t.linear.x, t.linear.y, t.linear.z = (float(x) for x in v_body)
+    t.angular.x, t.angular.y, t.angular.z = (float(x) for x in odom.ang_vel_body_rad_s)
+    return msg
+
+
+def odometry_from_msg(msg: Odometry) -> BaseOdometry:
+    """BaseOdometry from nav_msgs/Odometry (twist in the child (body) frame, as REP 105 says)."""
+    pos, quat = pose_from_msg(msg.pose.pose)
+    t = msg.twist.twist
+    v_body = np.array([t.linear.x, t.linear.y, t.linear.z])
+    n = float(np.linalg.norm(quat))
+    r = quat_wxyz_to_matrix(quat / n) if np.isfinite(n) and n > 0 else np.full((3, 3), np.nan)
+    return BaseOdometry(np.asarray(pos, float), np.asarray(quat, float), r @ v_body,
+                        np.array([t.angular.x, t.angular.y, t.angular.z]))

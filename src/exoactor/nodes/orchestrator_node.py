@@ -464,7 +464,7 @@ class _Run:
                     self.steps_summary.append({
                         "action": action, "video": vid.video_path, "motion": mot.motion_path,
                         "trajectory": trk.trajectory_path, "tracking_rmse_rad": round(trk.tracking_rmse_rad, 4),
-                        "clamped_commands": int(trk.clamped_commands)})
+                        "clamped_commands": int(trk.clamped_commands), "lower_body": trk.lower_body})
         except _Aborted:
             _fail_pending(tracked)
             self._abort.set()

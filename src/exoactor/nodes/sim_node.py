@@ -20,24 +20,29 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry
 from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
+from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import Marker, MarkerArray
 
+from exoactor.control.balance import BaseOdometry
 from exoactor.g1.joints import G1_JOINT_NAMES
 from exoactor.g1.model import ROOT_BODY, robot_body_ids
 from exoactor.g1.urdf import fixed_joint_transforms, geom_parts, urdf_from_model
 from exoactor.geometry import matrix_to_rpy, quat_mul_wxyz, quat_rotate_wxyz, quat_wxyz_to_matrix
 from exoactor.nodes.calibration_msgs import camera_info_msg, camera_pose_msg
+from exoactor.nodes.conversions import odometry_to_msg
 from exoactor.nodes.frames import TransformStream, tf_message
 from exoactor.nodes.images import image_to_msg
 from exoactor.nodes.params import ConfigError, declare, declare_look_at
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import join_all, spin_node
-from exoactor.realtime import MAX_RT_PRIORITY, make_thread_realtime
 from exoactor.nodes.unitree_io import LowCmdReader, LowStateWriter, declare_unitree_qos, import_unitree_hg
+from exoactor.realtime import MAX_RT_PRIORITY, make_thread_realtime
 from exoactor.sim.g1_sim import ElasticBand, G1Simulator
 
 _MARKER_TYPES = {"mesh": Marker.MESH_RESOURCE, "box": Marker.CUBE, "sphere": Marker.SPHERE, "cylinder": Marker.CYLINDER}
@@ -59,12 +64,19 @@ class G1SimNode(Node):
         mode_machine = p("mode_machine", 5, "mode_machine reported in LowState (5 = G1 29-DoF)")
         calibration = declare_look_at(self, "camera")
         band = ElasticBand(
-            enabled=p("band.enabled", True, "hang the robot on an elastic band (no balance controller yet)"),
+            enabled=p("band.enabled", True, "start with the robot hanging on an elastic band (a gantry); see gantry"),
             stiffness_n_m=p("band.stiffness_n_m", 200.0, "band stiffness (N/m)"),
             damping_n_s_m=p("band.damping_n_s_m", 100.0, "band damping (N s/m)"),
             anchor_world_m=np.array(p("band.anchor_m", [0.0, 0.0, 3.0], "band anchor in the world (m)")),
             length_m=p("band.length_m", 0.0, "band rest length (m); 0 = automatic: the band carries the robot's "
                        "weight at the start pose"))
+        self.gantry = p("gantry", False, "true: the band carries the robot all the time; false: it is lowered (like a "
+                        "real gantry) once a controller drives the legs, and the robot stands on its own")
+        self.band_lower_delay_s = p("band.lower_delay_s", 1.0, "gantry false: seconds of leg commands before the band "
+                                    "is lowered")
+        self.band_lower_s = p("band.lower_s", 2.0, "gantry false: seconds over which the band's force fades to zero")
+        self.odom_rate = p("odom_rate_hz", 100.0, "ground-truth odometry (nav_msgs/Odometry on g1_sim/odom) rate "
+                           "(Hz); 0 disables")
         self.world_frame = p("world_frame", "world", "fixed frame of TF, markers and the camera pose")
         model_dir = p("model_dir", "", "folder with Menagerie's unitree_g1 files; '' = mujoco-menagerie package")
         description_file = p("robot_description_file", "", "URDF published on /robot_description (e.g. from your "
@@ -93,6 +105,10 @@ class G1SimNode(Node):
         self.create_subscription(LowCmd, "lowcmd", self._on_lowcmd, lowcmd_qos, raw=True)
         self.dropped_lowcmds: collections.Counter[str] = collections.Counter()
         """LowCmds dropped by reason (bad CRC, malformed, non-finite values, negative gains)."""
+        self._band_lowering = False
+        self._reset_lock = threading.Lock()
+        self.create_service(Trigger, "g1_sim/reset", self._on_reset)
+        self.pub_odom = self.create_publisher(Odometry, "g1_sim/odom", qos_profile_sensor_data)
         self._mesh_markers = self._make_markers()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="physics", daemon=True)
@@ -107,7 +123,7 @@ class G1SimNode(Node):
         self.pub_cam_pose.publish(cam_pose)
         self.pub_info.publish(camera_info_msg(self.camera, cam_pose.header.stamp, "exocentric_camera_optical"))
         self.get_logger().info(f"G1 simulator running (dt {self.sim.timestep_s * 1e3:.1f} ms, band "
-                               f"{'on' if band.enabled else 'off'}, camera {self.camera.width}x{self.camera.height}"
+                               f"{('on (gantry)' if self.gantry else 'on until the legs are driven') if band.enabled else 'off'}, camera {self.camera.width}x{self.camera.height}"
                                f" @ {self.camera_rate} Hz)")
 
     def _on_lowcmd(self, data: bytes) -> None:
@@ -120,6 +136,19 @@ class G1SimNode(Node):
                 self.get_logger().warn(f"dropped a LowCmd ({why}), as the robot would; {n} so far ({counts})")
             return
         self.sim.set_command(frame)
+        if not self.gantry and not self._band_lowering and np.any(frame.kp[:12] > 0):
+            self._band_lowering = True
+            self.sim.lower_band(self.band_lower_delay_s, self.band_lower_s)
+            self.get_logger().info(f"legs are driven: lowering the band in {self.band_lower_delay_s:.1f} s "
+                                   f"(over {self.band_lower_s:.1f} s); the robot stands on its own")
+
+    def _on_reset(self, _req, res):
+        with self._reset_lock:
+            self.sim.reset()
+            self._band_lowering = False
+        res.success, res.message = True, "robot reset to the stand pose, hanging on the band, motors off"
+        self.get_logger().info(res.message)
+        return res
 
     def _loop(self) -> None:
         self.get_logger().info(f"physics thread: {make_thread_realtime(self.rt_priority)}")
@@ -135,7 +164,8 @@ class G1SimNode(Node):
         sim_steps = 0
         periods = {"lowstate": 1.0 / self.lowstate_rate if self.lowstate_rate > 0 else None,
                    "joints": 1.0 / self.joint_state_rate if self.joint_state_rate > 0 else None,
-                   "markers": 1.0 / self.marker_rate if self.marker_rate > 0 else None}
+                   "markers": 1.0 / self.marker_rate if self.marker_rate > 0 else None,
+                   "odom": 1.0 / self.odom_rate if self.odom_rate > 0 else None}
         due = {k: 0.0 for k in periods}
         tick = 0
         while not self._stop.is_set():
@@ -158,6 +188,13 @@ class G1SimNode(Node):
             if joints_due:
                 due["joints"] = now + periods["joints"]
                 self._publish_joints_tf(st)
+            if periods["odom"] and now >= due["odom"]:
+                due["odom"] = now + periods["odom"]
+                o = st if st is not None else self.sim.state()
+                self.pub_odom.publish(odometry_to_msg(
+                    BaseOdometry(o.base_pos_world_m, o.base_quat_wxyz, o.base_lin_vel_world_m_s,
+                                 o.base_ang_vel_body_rad_s), self.get_clock().now().to_msg(), self.world_frame,
+                    ROOT_BODY))
             if periods["markers"] and now >= due["markers"]:
                 due["markers"] = now + periods["markers"]
                 self._publish_markers()

@@ -19,11 +19,15 @@ import traceback
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+from nav_msgs.msg import Odometry
 from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from exoactor.action import TrackMotion
+from exoactor.control.balance import PolicyLowerBody, fallen_reason, whole_body_reason
+from exoactor.control.leg_policy import LegPolicy, LegPolicyError
 from exoactor.control.loop import ControlLoop
 from exoactor.control.tracker import JointTrackingController, Phase
 from exoactor.g1.joints import DEFAULT_KD, DEFAULT_KP, G1_JOINT_NAMES
@@ -31,7 +35,7 @@ from exoactor.g1.model import joint_ranges_rad, stand_pose_rad, torque_limits_nm
 from exoactor.g1.safety import DEFAULT_KD_MAX, DEFAULT_KP_MAX, CommandLimits, UnsafeCommandError
 from exoactor.motion.human_motion import MotionEstimationError
 from exoactor.msg import G1JointTrajectory as G1JointTrajectoryMsg
-from exoactor.nodes.conversions import motion_from_msg, trajectory_to_msg
+from exoactor.nodes.conversions import motion_from_msg, odometry_from_msg, trajectory_to_msg
 from exoactor.nodes.params import ConfigError, declare
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import join_all, spin_node
@@ -73,8 +77,29 @@ class TrackingNode(Node):
                       "a motor this hot (deg C) stops execution: damping, aborted goal")
         self.rt_priority = p("rt_priority", 80, "SCHED_FIFO priority (1-99) of the control loop thread (the /lowstate "
                              "thread gets one less) where permitted (CAP_SYS_NICE or an rtprio limit); 0 = off")
+        self.lower_body_mode = p("lower_body", "policy", "who drives the legs: policy (Unitree's leg policy balances "
+                                 "the robot and walks it along the step's root motion) or trajectory (legs from "
+                                 "the retargeted trajectory: needs gantry true)")
+        self.gantry = p("gantry", False, "the robot hangs on a gantry (the simulator's band): steps the leg policy "
+                        "cannot do (squat, sit, bend) run with the legs from the trajectory instead of being refused")
+        policy_path = p("leg_policy_path", "", "Unitree's G1 leg policy (TorchScript motion.pt); '' = "
+                        "$EXOACTOR_LEG_POLICY or ../shared/assets/unitree_rl_gym/g1/motion.pt")
+        self.odom_topic = p("odom_topic", "g1_sim/odom", "nav_msgs/Odometry of the pelvis in the world (the "
+                            "simulator's ground truth, or your state estimator) for the leg policy's outer loops; "
+                            "'' = none: the policy runs open loop and drifts (~0.25 m/s)")
         model_dir = p("model_dir", "", "folder with Menagerie's unitree_g1 files; '' = mujoco-menagerie package")
         self._check_config(kp, kd, kp_max, kd_max, vmax, margin, temp_warn, temp_stop)
+        if self.lower_body_mode not in ("policy", "trajectory"):
+            raise ConfigError(f"parameter 'lower_body' must be policy or trajectory, got {self.lower_body_mode!r}")
+        if self.lower_body_mode == "trajectory" and not self.gantry:
+            raise ConfigError("lower_body 'trajectory' cannot balance the robot: it needs a gantry (set gantry: true, "
+                              "simulator: launch with gantry:=true) or lower_body 'policy'")
+        lower_body = None
+        if self.lower_body_mode == "policy":
+            try:
+                lower_body = PolicyLowerBody(LegPolicy(policy_path or None), closed_loop=bool(self.odom_topic))
+            except LegPolicyError as e:
+                raise ConfigError(f"{e} (parameter 'leg_policy_path')") from None
         if not 0 <= self.rt_priority <= MAX_RT_PRIORITY - 1:
             raise ConfigError(f"parameter 'rt_priority' must be 0 (off) or 1-{MAX_RT_PRIORITY - 1}, got {self.rt_priority}")
         # The loop thread waits for the GIL whenever another thread of this process runs Python:
@@ -85,7 +110,8 @@ class TrackingNode(Node):
         model = self.retargeter.model
         self.limits = CommandLimits.from_ranges(joint_ranges_rad(model), vmax, margin, 1.0 / self.rate_hz,
                                                 kp_max, kd_max, tau_max_nm=torque_limits_nm(model))
-        self.controller = JointTrackingController(self.limits, kp, kd, stand_pose_rad(model), ramp_min, ramp_speed)
+        self.controller = JointTrackingController(self.limits, kp, kd, stand_pose_rad(model), ramp_min, ramp_speed,
+                                                  lower_body=lower_body)
         LowCmd, LowState, _ = import_unitree_hg()
         self.writer = LowCmdWriter()
         lowcmd_qos, lowstate_qos = declare_unitree_qos(self, "lowcmd"), declare_unitree_qos(self, "lowstate")
@@ -101,6 +127,9 @@ class TrackingNode(Node):
                                           context=self.context, use_global_arguments=False)
         self._io_node.create_subscription(LowState, self.resolve_topic_name("lowstate"), self._on_lowstate,
                                           lowstate_qos, raw=True)
+        if self.odom_topic:
+            self._io_node.create_subscription(Odometry, self.resolve_topic_name(self.odom_topic), self._on_odom,
+                                              qos_profile_sensor_data)
         self._io_node.create_subscription(Bool, self.resolve_topic_name("exoactor/estop"), self._on_estop_topic, 10)
         self._io_node.create_service(Trigger, self.resolve_topic_name("exoactor/estop"), self._on_estop_service)
         self._io_node.create_service(Trigger, self.resolve_topic_name("exoactor/estop_reset"), self._on_estop_reset)
@@ -176,6 +205,9 @@ class TrackingNode(Node):
     def _on_lowstate(self, data: bytes) -> None:
         self.core.on_lowstate(data, time.monotonic())
 
+    def _on_odom(self, msg: Odometry) -> None:
+        self.core.on_odometry(odometry_from_msg(msg), time.monotonic())
+
     def _on_estop_topic(self, msg: Bool) -> None:
         if msg.data:
             self.core.estop("topic exoactor/estop")
@@ -212,6 +244,7 @@ class TrackingNode(Node):
                     if not self.context.ok():
                         return
                     self.core.fail(f"publishing LowCmd failed: {type(e).__name__}: {e}")
+            self.core.after_tick(now)  # the leg policy's step, once the command is out
             next_t += period
             delay = next_t - time.monotonic()
             if delay > 0:
@@ -273,8 +306,11 @@ class TrackingNode(Node):
         q, _, why = self._state()
         if why:
             raise TrackingError(f"not moving: {why}{self._dropped_note(dropped0)}")
+        legs_from_policy = self._legs_from_policy(traj)
+        result.lower_body = "policy" if legs_from_policy else "trajectory"
         ramp = self.core.start_motion(lambda: self.controller.start(traj, q, time.monotonic(),
-                                                                    ramp_in=bool(goal.ramp_in)))
+                                                                    ramp_in=bool(goal.ramp_in),
+                                                                    legs_from_policy=legs_from_policy))
         if ramp is None:
             raise self._stopped(dropped0)
         t0 = time.monotonic()
@@ -322,6 +358,30 @@ class TrackingNode(Node):
                           f"joint RMSE {result.tracking_rmse_rad:.3f} rad, {result.clamped_commands} clamped "
                           "command values; "
                           f"LowCmd {rate_hz:.0f} Hz (period p99 {p99_ms:.1f} ms){self._dropped_note(dropped0)}")
+
+    def _legs_from_policy(self, traj) -> bool:
+        """Whether the leg policy drives the legs in this step; TrackingError when nothing can."""
+        if self.controller.lower_body is None:
+            return False
+        sample, _ = self.core.state(time.monotonic())
+        fell = fallen_reason(sample) if sample is not None else ""
+        if fell:
+            raise TrackingError(f"not moving: {fell}; stand it up first (simulator: ros2 service call "
+                                "/g1_sim/reset std_srvs/srv/Trigger)")
+        if self.odom_topic:
+            odom, age = self.core.odometry(time.monotonic())
+            if odom is None or age > self.state_timeout_s:
+                raise TrackingError(f"not moving: no odometry on {self.resolve_topic_name(self.odom_topic)} "
+                                    f"{'received' if odom is None else f'for {age:.2f} s'} (the leg policy's outer "
+                                    "loops need it; odom_topic '' runs the policy open loop)")
+        why = whole_body_reason(traj)
+        if not why:
+            return True
+        if self.gantry:
+            self.get_logger().info(f"{why}: legs from the trajectory (gantry)")
+            return False
+        raise TrackingError(f"step refused: {why}; without a gantry the robot must keep its balance (hang it on a "
+                            "gantry and set gantry: true, simulator: launch with gantry:=true)")
 
     def _loop_stats(self, since: float) -> tuple[float, float, float]:
         """(rate Hz, period p50 ms, period p99 ms) of the LowCmds sent since ``since``."""

@@ -189,6 +189,12 @@ class LowCmdWriter:
         rec = self.record(q, dq, kp, kd, mode_machine, tau, mode_pr)
         return LOWCMD_MAP.to_cdr(rec.tobytes()) if self.fast else record_to_lowcmd_msg(rec, self.LowCmd)
 
+    def build_frame(self, frame: LowCmdFrame):
+        """A whole LowCmdFrame (all 35 slots as given, e.g. an /arm_sdk command with its blend
+        weight in slot 29) as bytes or a message object, CRC set."""
+        rec = frame.to_struct()
+        return LOWCMD_MAP.to_cdr(rec.tobytes()) if self.fast else record_to_lowcmd_msg(rec, self.LowCmd)
+
 
 class LowCmdReader:
     """Serialised LowCmd bytes -> (LowCmdFrame, crc_ok)."""

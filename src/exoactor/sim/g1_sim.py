@@ -63,6 +63,8 @@ class G1State:
     imu_acc_m_s2: np.ndarray
     base_pos_world_m: np.ndarray
     base_quat_wxyz: np.ndarray
+    base_lin_vel_world_m_s: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    base_ang_vel_body_rad_s: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
 
 class G1Simulator:
@@ -112,6 +114,7 @@ class G1Simulator:
         self._render_data = mujoco.MjData(m)
         self._renderer = None
         self._prev_dq = np.zeros(NUM_BODY_JOINTS)
+        self._band_release: tuple[float, float] | None = None
         self.reset()
 
     @property
@@ -122,11 +125,12 @@ class G1Simulator:
         """Put the robot in a keyframe pose, at rest, with no command (motors off)."""
         mj = self._mj
         k = mj.mj_name2id(self.model, mj.mjtObj.mjOBJ_KEY, keyframe)
-        if k >= 0:
-            mj.mj_resetDataKeyframe(self.model, self.data, k)
-        else:
-            mj.mj_resetData(self.model, self.data)
-        mj.mj_forward(self.model, self.data)
+        with self._physics_lock:  # a reset may come from a service while the physics thread steps
+            if k >= 0:
+                mj.mj_resetDataKeyframe(self.model, self.data, k)
+            else:
+                mj.mj_resetData(self.model, self.data)
+            mj.mj_forward(self.model, self.data)
         if self.band.length_m <= 0.0:
             # Automatic length: at the start pose the band carries the robot's whole weight.
             p = self.data.xpos[self._band_body]
@@ -135,6 +139,7 @@ class G1Simulator:
             self.band.length_m = float(np.linalg.norm(self.band.anchor_world_m - p)) - stretch_m
         with self._cmd_lock:
             self._cmd = None
+            self._band_release = None
 
     def set_command(self, cmd: LowCmdFrame) -> None:
         """Latest LowCmd (motor slots 0..28 drive the body). Thread-safe."""
@@ -161,10 +166,24 @@ class G1Simulator:
         with self._physics_lock:
             for _ in range(n):
                 d.ctrl[:NUM_BODY_JOINTS] = self.motor_torques()
-                d.xfrc_applied[self._band_body, :3] = self.band.force(
+                d.xfrc_applied[self._band_body, :3] = self.band_scale() * self.band.force(
                     d.xpos[self._band_body], self._body_linvel(self._band_body))
                 self._prev_dq = d.qvel[self._vadr].copy()
                 mj.mj_step(m, d)
+
+    def lower_band(self, delay_s: float = 0.0, duration_s: float = 2.0) -> None:
+        """Lower the band (a gantry): its force fades to zero over ``duration_s`` after ``delay_s``
+        (simulated time). Thread-safe; a second call while lowering changes nothing."""
+        with self._cmd_lock:
+            if self._band_release is None:
+                self._band_release = (float(self.data.time) + max(0.0, delay_s), max(1e-3, duration_s))
+
+    def band_scale(self) -> float:
+        """1 while the band carries the robot, 0 once it has been lowered."""
+        rel = self._band_release
+        if rel is None:
+            return 1.0
+        return float(min(1.0, max(0.0, 1.0 - (self.data.time - rel[0]) / rel[1])))
 
     def _body_linvel(self, body: int) -> np.ndarray:
         v = np.zeros(6)
@@ -181,7 +200,8 @@ class G1Simulator:
             imu_quat_wxyz=matrix_to_quat_wxyz(rot),
             imu_gyro_rad_s=d.sensordata[self._gyro_adr:self._gyro_adr + 3].copy(),
             imu_acc_m_s2=d.sensordata[self._acc_adr:self._acc_adr + 3].copy(),
-            base_pos_world_m=d.qpos[0:3].copy(), base_quat_wxyz=d.qpos[3:7].copy())
+            base_pos_world_m=d.qpos[0:3].copy(), base_quat_wxyz=d.qpos[3:7].copy(),
+            base_lin_vel_world_m_s=d.qvel[0:3].copy(), base_ang_vel_body_rad_s=d.qvel[3:6].copy())
 
     def body_poses(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """World pose of every robot body: name -> (position m, quaternion w, x, y, z)."""
