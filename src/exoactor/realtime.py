@@ -62,3 +62,56 @@ def lower_process_priority(niceness: int) -> str:
         except OSError:  # the thread ended meanwhile
             pass
     return f"nice {niceness} ({done} thread(s))"
+
+
+def make_named_threads_realtime(prefix: str, priority: int) -> str:
+    """SCHED_FIFO at ``priority`` for every thread of this process whose name starts with ``prefix``
+    (e.g. Fast DDS's ``dds.`` reception and event threads, which carry /lowstate and /lowcmd to
+    the control threads); 0 = leave them alone. Never raises."""
+    priority = int(priority)
+    if priority <= 0 or not sys.platform.startswith("linux"):
+        return "normal priority"
+    if priority > MAX_RT_PRIORITY:
+        raise ValueError(f"real-time priority must be 0 (off) or 1-{MAX_RT_PRIORITY}, got {priority}")
+    done = 0
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return "normal priority (no /proc/self/task)"
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                if not f.read().startswith(prefix):
+                    continue
+            os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(priority))
+            done += 1
+        except PermissionError:
+            return "normal priority (SCHED_FIFO not permitted)"
+        except OSError:  # the thread ended meanwhile
+            pass
+    return f"SCHED_FIFO priority {priority} ({done} '{prefix}*' thread(s))"
+
+
+class normal_priority:
+    """``with normal_priority():`` runs a block of CPU-heavy work (e.g. retargeting) in a real-time
+    thread at normal priority (SCHED_OTHER), and restores the thread's scheduling afterwards."""
+
+    def __enter__(self):
+        self._saved = None
+        if hasattr(os, "sched_getscheduler"):
+            try:
+                policy = os.sched_getscheduler(0)
+                if policy in (os.SCHED_FIFO, os.SCHED_RR):
+                    self._saved = (policy, os.sched_getparam(0))
+                    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            except OSError:
+                self._saved = None
+        return self
+
+    def __exit__(self, *_exc):
+        if self._saved is not None:
+            try:
+                os.sched_setscheduler(0, *self._saved)
+            except OSError:
+                pass
+        return False

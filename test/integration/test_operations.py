@@ -112,7 +112,7 @@ def test_every_node_is_listed_every_second_during_a_task(graph):
     poller.start()
     stages = set()
     try:
-        status, result = client.run("raise the left arm, then squat", lambda fb: stages.add(fb.stage), timeout_s=900)
+        status, result = client.run("raise the left arm, then walk forward half a meter", lambda fb: stages.add(fb.stage), timeout_s=900)
     finally:
         stop.set()
         poller.join(5.0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import functools
 import os
+import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -21,6 +22,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -42,7 +45,7 @@ from exoactor.nodes.params import ConfigError, declare, declare_look_at
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import join_all, spin_node
 from exoactor.nodes.unitree_io import LowCmdReader, LowStateWriter, declare_unitree_qos, import_unitree_hg
-from exoactor.realtime import MAX_RT_PRIORITY, make_thread_realtime
+from exoactor.realtime import MAX_RT_PRIORITY, make_named_threads_realtime, make_thread_realtime
 from exoactor.sim.g1_sim import ElasticBand, G1Simulator
 
 _MARKER_TYPES = {"mesh": Marker.MESH_RESOURCE, "box": Marker.CUBE, "sphere": Marker.SPHERE, "cylinder": Marker.CYLINDER}
@@ -102,7 +105,14 @@ class G1SimNode(Node):
         links = self.sim.link_frames if self.publish_link_tf else []
         self._tf = TransformStream([(self.world_frame, ROOT_BODY), *links])
         self._reader = LowCmdReader()
-        self.create_subscription(LowCmd, "lowcmd", self._on_lowcmd, lowcmd_qos, raw=True)
+        # /lowcmd on its own node, executor and (real-time) thread: the motors get their commands
+        # however busy the rest of this process (camera, TF, markers) or the machine is.
+        self._io_node = rclpy.create_node(f"{self.get_name()}_lowcmd", namespace=self.get_namespace(),
+                                          context=self.context, use_global_arguments=False)
+        self._io_node.create_subscription(LowCmd, self.resolve_topic_name("lowcmd"), self._on_lowcmd, lowcmd_qos,
+                                          raw=True)
+        self._io_executor = SingleThreadedExecutor(context=self.context)
+        self._io_executor.add_node(self._io_node)
         self.dropped_lowcmds: collections.Counter[str] = collections.Counter()
         """LowCmds dropped by reason (bad CRC, malformed, non-finite values, negative gains)."""
         self._band_lowering = False
@@ -113,6 +123,8 @@ class G1SimNode(Node):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="physics", daemon=True)
         self._thread.start()
+        self._io_thread = threading.Thread(target=self._spin_io, name="lowcmd", daemon=True)
+        self._io_thread.start()
         self._render_thread = threading.Thread(target=self._render_loop, name="camera", daemon=True)
         if self.camera_rate > 0:
             self._render_thread.start()
@@ -150,8 +162,20 @@ class G1SimNode(Node):
         self.get_logger().info(res.message)
         return res
 
+    def _spin_io(self) -> None:
+        make_thread_realtime(max(0, self.rt_priority - 1))
+        try:
+            self._io_executor.spin()
+        except Exception:  # noqa: BLE001 - the context is shut down under it at exit
+            if self.context.ok() and not self._stop.is_set():
+                raise
+
     def _loop(self) -> None:
-        self.get_logger().info(f"physics thread: {make_thread_realtime(self.rt_priority)}")
+        # Every thread of this process real-time (the physics thread highest): a thread holding the
+        # GIL must never be preempted by ordinary work elsewhere while the physics thread waits for it.
+        sys.setswitchinterval(0.0005)
+        dds = make_named_threads_realtime("", max(0, self.rt_priority - 10))
+        self.get_logger().info(f"physics thread: {make_thread_realtime(self.rt_priority)}; other threads: {dds}")
         try:
             self._physics()
         except Exception:  # publishing fails once the context is shut down
@@ -290,7 +314,10 @@ class G1SimNode(Node):
 
     def close(self) -> None:
         self._stop.set()
-        join_all([self._thread, self._render_thread])  # none may be inside MuJoCo or EGL when the process exits
+        self._io_executor.shutdown(timeout_sec=1.0)
+        # none may be inside MuJoCo, EGL or rclpy when the process exits
+        join_all([self._thread, self._render_thread, self._io_thread])
+        self._io_node.destroy_node()
 
 
 def main(args=None) -> None:

@@ -42,7 +42,7 @@ from exoactor.nodes.spin import join_all, spin_node
 from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
 from exoactor.nodes.unitree_io import LowCmdWriter, LowStateReader, declare_unitree_qos, import_unitree_hg
 from exoactor.progress import Canceled
-from exoactor.realtime import MAX_RT_PRIORITY, make_thread_realtime
+from exoactor.realtime import MAX_RT_PRIORITY, make_named_threads_realtime, make_thread_realtime, normal_priority
 from exoactor.registry import load_backend
 from exoactor.retarget import RETARGET_BACKENDS, RetargetingError
 
@@ -143,7 +143,7 @@ class TrackingNode(Node):
         self._loop_thread = threading.Thread(target=self._loop, name="control", daemon=True)
         self._loop_thread.start()
         deadline = time.monotonic() + 2.0
-        while len(self._priorities) < 2 and time.monotonic() < deadline:
+        while len(self._priorities) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
         self.episode_root = declare_episode_root(self)
         StageServer(self, TrackMotion, "exoactor/track_motion", self._work,
@@ -151,7 +151,7 @@ class TrackingNode(Node):
                                  ValueError))
         self.get_logger().info(f"tracking controller ready ({backend} retargeting, {self.rate_hz:.0f} Hz LowCmd, "
                                f"{'fast' if self.writer.fast else 'message-object'} encoding; control thread "
-                               f"{self._priorities.get('control', '?')})")
+                               f"{self._priorities.get('control', '?')}, other threads {self._priorities.get('dds', '?')})")
 
     @staticmethod
     def _check_config(kp, kd, kp_max, kd_max, vmax, margin, temp_warn, temp_stop) -> None:
@@ -188,6 +188,12 @@ class TrackingNode(Node):
 
     # ---- robot state and e-stop (the I/O thread) -------------------------------------------------
     def _set_priority(self, thread: str, priority: int) -> None:
+        if thread == "control":
+            # Every other thread of the process too, lower (DDS threads that carry /lowstate in and
+            # /lowcmd out, executor threads): a thread holding the GIL must never be preempted by
+            # ordinary work elsewhere while the loop waits for it. Retargeting, the heavy part of a
+            # goal, runs at normal priority (_track).
+            self._priorities["dds"] = make_named_threads_realtime("", max(0, priority - 10))
         self._priorities[thread] = make_thread_realtime(priority)
 
     def _spin_io(self) -> None:
@@ -291,7 +297,8 @@ class TrackingNode(Node):
                 return cancel.is_set() or stopped.is_set()
 
         try:
-            traj = self.retargeter.retarget(motion, progress, _CancelOrStop())
+            with normal_priority():
+                traj = self.retargeter.retarget(motion, progress, _CancelOrStop())
         except Canceled:
             if stopped.is_set():
                 raise self._stopped(dropped0) from None
