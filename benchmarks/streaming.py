@@ -67,7 +67,8 @@ def run_mode(name: str, orchestrator: dict, clips: dict, scale: float, out: Path
     }
     env = {"GEMINI_API_KEY": KEY, "OPENAI_API_KEY": KEY}
     graph = start_graph(out / name, {"embodiment_backend": "gemini", "planner_backend": "openai",
-                                     "video_backend": "veo", "chain_steps": str(orchestrator["chain_steps"]).lower()},
+                                     "video_backend": "veo", "chain_steps": str(orchestrator["chain_steps"]).lower(),
+                                     "gantry": "true"},  # the squat needs the gantry
                         overrides, env)
     node = rclpy.create_node(f"streaming_benchmark_{name}")
     client = TaskClient(node)

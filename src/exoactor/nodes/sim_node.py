@@ -45,7 +45,7 @@ from exoactor.nodes.params import ConfigError, declare, declare_look_at
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import join_all, spin_node
 from exoactor.nodes.unitree_io import LowCmdReader, LowStateWriter, declare_unitree_qos, import_unitree_hg
-from exoactor.realtime import MAX_RT_PRIORITY, make_named_threads_realtime, make_thread_realtime
+from exoactor.realtime import MAX_RT_PRIORITY, make_named_threads_realtime, make_thread_realtime, normal_priority
 from exoactor.sim.g1_sim import ElasticBand, G1Simulator
 
 _MARKER_TYPES = {"mesh": Marker.MESH_RESOURCE, "box": Marker.CUBE, "sphere": Marker.SPHERE, "cylinder": Marker.CYLINDER}
@@ -73,7 +73,7 @@ class G1SimNode(Node):
             anchor_world_m=np.array(p("band.anchor_m", [0.0, 0.0, 3.0], "band anchor in the world (m)")),
             length_m=p("band.length_m", 0.0, "band rest length (m); 0 = automatic: the band carries the robot's "
                        "weight at the start pose"))
-        self.gantry = p("gantry", False, "true: the band carries the robot all the time; false: it is lowered (like a "
+        self.gantry = p("gantry", True, "true: the band carries the robot all the time; false: it is lowered (like a "
                         "real gantry) once a controller drives the legs, and the robot stands on its own")
         self.band_lower_delay_s = p("band.lower_delay_s", 1.0, "gantry false: seconds of leg commands before the band "
                                     "is lowered")
@@ -171,11 +171,11 @@ class G1SimNode(Node):
                 raise
 
     def _loop(self) -> None:
-        # Every thread of this process real-time (the physics thread highest): a thread holding the
-        # GIL must never be preempted by ordinary work elsewhere while the physics thread waits for it.
+        # The DDS threads that carry /lowcmd in and /lowstate out real-time too; the GIL handed over
+        # every 0.5 ms (the camera thread stays at normal priority: rendering is long CPU work).
         sys.setswitchinterval(0.0005)
-        dds = make_named_threads_realtime("", max(0, self.rt_priority - 10))
-        self.get_logger().info(f"physics thread: {make_thread_realtime(self.rt_priority)}; other threads: {dds}")
+        dds = make_named_threads_realtime("dds.", max(0, self.rt_priority - 2))
+        self.get_logger().info(f"physics thread: {make_thread_realtime(self.rt_priority)}; DDS threads: {dds}")
         try:
             self._physics()
         except Exception:  # publishing fails once the context is shut down
@@ -229,6 +229,10 @@ class G1SimNode(Node):
 
     def _render_loop(self) -> None:
         """Camera frames on their own thread, so rendering never stalls the 500 Hz physics."""
+        with normal_priority():  # never real-time: the renderer's worker threads inherit this
+            self._render_frames()
+
+    def _render_frames(self) -> None:
         period = 1.0 / self.camera_rate
         try:
             while not self._stop.is_set():

@@ -80,8 +80,9 @@ class TrackingNode(Node):
         self.lower_body_mode = p("lower_body", "policy", "who drives the legs: policy (Unitree's leg policy balances "
                                  "the robot and walks it along the step's root motion) or trajectory (legs from "
                                  "the retargeted trajectory: needs gantry true)")
-        self.gantry = p("gantry", False, "the robot hangs on a gantry (the simulator's band): steps the leg policy "
-                        "cannot do (squat, sit, bend) run with the legs from the trajectory instead of being refused")
+        self.gantry = p("gantry", True, "the robot hangs on a gantry (the simulator's band): the legs follow the "
+                        "trajectory; false: the leg policy balances and walks the robot (lower_body policy), and "
+                        "steps it cannot do (squat, sit, bend) are refused")
         policy_path = p("leg_policy_path", "", "Unitree's G1 leg policy (TorchScript motion.pt); '' = "
                         "$EXOACTOR_LEG_POLICY or ../shared/assets/unitree_rl_gym/g1/motion.pt")
         self.odom_topic = p("odom_topic", "g1_sim/odom", "nav_msgs/Odometry of the pelvis in the world (the "
@@ -95,7 +96,7 @@ class TrackingNode(Node):
             raise ConfigError("lower_body 'trajectory' cannot balance the robot: it needs a gantry (set gantry: true, "
                               "simulator: launch with gantry:=true) or lower_body 'policy'")
         lower_body = None
-        if self.lower_body_mode == "policy":
+        if self.lower_body_mode == "policy" and not self.gantry:
             try:
                 lower_body = PolicyLowerBody(LegPolicy(policy_path or None), closed_loop=bool(self.odom_topic))
             except LegPolicyError as e:
@@ -151,7 +152,7 @@ class TrackingNode(Node):
                                  ValueError))
         self.get_logger().info(f"tracking controller ready ({backend} retargeting, {self.rate_hz:.0f} Hz LowCmd, "
                                f"{'fast' if self.writer.fast else 'message-object'} encoding; control thread "
-                               f"{self._priorities.get('control', '?')}, other threads {self._priorities.get('dds', '?')})")
+                               f"{self._priorities.get('control', '?')}, DDS threads {self._priorities.get('dds', '?')})")
 
     @staticmethod
     def _check_config(kp, kd, kp_max, kd_max, vmax, margin, temp_warn, temp_stop) -> None:
@@ -188,12 +189,8 @@ class TrackingNode(Node):
 
     # ---- robot state and e-stop (the I/O thread) -------------------------------------------------
     def _set_priority(self, thread: str, priority: int) -> None:
-        if thread == "control":
-            # Every other thread of the process too, lower (DDS threads that carry /lowstate in and
-            # /lowcmd out, executor threads): a thread holding the GIL must never be preempted by
-            # ordinary work elsewhere while the loop waits for it. Retargeting, the heavy part of a
-            # goal, runs at normal priority (_track).
-            self._priorities["dds"] = make_named_threads_realtime("", max(0, priority - 10))
+        if thread == "control":  # and the DDS threads that carry /lowstate in and /lowcmd out
+            self._priorities["dds"] = make_named_threads_realtime("dds.", max(0, priority - 2))
         self._priorities[thread] = make_thread_realtime(priority)
 
     def _spin_io(self) -> None:
@@ -368,8 +365,8 @@ class TrackingNode(Node):
 
     def _legs_from_policy(self, traj) -> bool:
         """Whether the leg policy drives the legs in this step; TrackingError when nothing can."""
-        if self.controller.lower_body is None:
-            return False
+        if self.controller.lower_body is None or self.gantry:
+            return False  # on the gantry the band carries the robot: the legs follow the trajectory
         sample, _ = self.core.state(time.monotonic())
         fell = fallen_reason(sample) if sample is not None else ""
         if fell:
@@ -384,9 +381,6 @@ class TrackingNode(Node):
         why = whole_body_reason(traj)
         if not why:
             return True
-        if self.gantry:
-            self.get_logger().info(f"{why}: legs from the trajectory (gantry)")
-            return False
         raise TrackingError(f"step refused: {why}; without a gantry the robot must keep its balance (hang it on a "
                             "gantry and set gantry: true, simulator: launch with gantry:=true)")
 
