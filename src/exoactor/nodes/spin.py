@@ -30,6 +30,13 @@ from exoactor.nodes.params import ConfigError
 from exoactor.nodes.presence import GraphPresence
 from exoactor.registry import UnknownBackendError
 
+try:
+    from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy_impl
+    _InvalidHandle = _rclpy_impl.InvalidHandle
+except (ImportError, AttributeError):  # pragma: no cover - other rclpy versions
+    class _InvalidHandle(Exception):
+        pass
+
 STOP_TIMEOUT_S = 5.0
 """How long the clean-up waits for a node's threads and callbacks."""
 
@@ -113,11 +120,19 @@ def spin_node(node_factory: Callable[[], Node], args=None, threads: int = 4) -> 
         threads = int(getattr(node, "executor_threads", threads))  # a node may need more (queued goals)
         executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
-        try:
-            executor.spin()
-        except Exception:  # noqa: BLE001 - a signal shut the context down between two waits (RCLError)
-            if node.context.ok() and not signals.received:
-                raise
+        while True:
+            try:
+                executor.spin()
+                break
+            except _InvalidHandle:
+                # An entity destroyed by one executor thread (GraphPresence's short-lived publisher)
+                # while another built its wait set: that wait is void, the next one is fine.
+                if not node.context.ok() or signals.received:
+                    break
+            except Exception:  # noqa: BLE001 - a signal shut the context down between two waits (RCLError)
+                if node.context.ok() and not signals.received:
+                    raise
+                break
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
