@@ -29,6 +29,7 @@ from exoactor.action import TrackMotion
 from exoactor.control.balance import PolicyLowerBody, fallen_reason, whole_body_reason
 from exoactor.control.leg_policy import LegPolicy, LegPolicyError
 from exoactor.control.loop import ControlLoop
+from exoactor.control.sinks import ExecutionError
 from exoactor.control.tracker import JointTrackingController, Phase
 from exoactor.g1.joints import DEFAULT_KD, DEFAULT_KP, G1_JOINT_NAMES
 from exoactor.g1.model import joint_ranges_rad, stand_pose_rad, torque_limits_nm
@@ -39,6 +40,7 @@ from exoactor.nodes.conversions import motion_from_msg, odometry_from_msg, traje
 from exoactor.nodes.params import ConfigError, declare
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import join_all, spin_node
+from exoactor.nodes.sinks_ros import BACKEND_DESCRIPTION, make_sink
 from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
 from exoactor.nodes.unitree_io import LowCmdWriter, LowStateReader, declare_unitree_qos, import_unitree_hg
 from exoactor.progress import Canceled
@@ -77,6 +79,7 @@ class TrackingNode(Node):
                       "a motor this hot (deg C) stops execution: damping, aborted goal")
         self.rt_priority = p("rt_priority", 80, "SCHED_FIFO priority (1-99) of the control loop thread (the /lowstate "
                              "thread gets one less) where permitted (CAP_SYS_NICE or an rtprio limit); 0 = off")
+        self.backend = p("backend", "lowcmd", BACKEND_DESCRIPTION)
         self.lower_body_mode = p("lower_body", "policy", "who drives the legs: policy (Unitree's leg policy balances "
                                  "the robot and walks it along the step's root motion) or trajectory (legs from "
                                  "the retargeted trajectory: needs gantry true)")
@@ -96,7 +99,7 @@ class TrackingNode(Node):
             raise ConfigError("lower_body 'trajectory' cannot balance the robot: it needs a gantry (set gantry: true, "
                               "simulator: launch with gantry:=true) or lower_body 'policy'")
         lower_body = None
-        if self.lower_body_mode == "policy" and not self.gantry:
+        if self.lower_body_mode == "policy" and not self.gantry and self.backend == "lowcmd":
             try:
                 lower_body = PolicyLowerBody(LegPolicy(policy_path or None), closed_loop=bool(self.odom_topic))
             except LegPolicyError as e:
@@ -120,6 +123,10 @@ class TrackingNode(Node):
         self.pub_traj = self.create_publisher(G1JointTrajectoryMsg, "exoactor/g1_trajectory", LATCHED_QOS)
         self.core = ControlLoop(self.controller, LowStateReader().parse, self._encode, self.state_timeout_s,
                                 temp_warn, temp_stop, log=self._log)
+        # backend arm_sdk / sonic: goals go to an execution sink (the robot's own controller or a
+        # SONIC deployment drives the motors) and this node sends nothing on /lowcmd.
+        self.sink = make_sink(self, self.backend, self.limits, self._measured_q, lambda: self._state()[2],
+                              self._mode_machine)
         # The 500 Hz /lowstate stream is taken raw by an internal node on its own single-threaded
         # executor (this node's multi-threaded executor costs too much per message); every message is
         # checked there (CRC, size, finite values), so the control thread never parses. The e-stop
@@ -149,7 +156,7 @@ class TrackingNode(Node):
         self.episode_root = declare_episode_root(self)
         StageServer(self, TrackMotion, "exoactor/track_motion", self._work,
                     user_errors=(TrackingError, RetargetingError, MotionEstimationError, UnsafeCommandError,
-                                 ValueError))
+                                 ValueError, ExecutionError))
         self.get_logger().info(f"tracking controller ready ({backend} retargeting, {self.rate_hz:.0f} Hz LowCmd, "
                                f"{'fast' if self.writer.fast else 'message-object'} encoding; control thread "
                                f"{self._priorities.get('control', '?')}, DDS threads {self._priorities.get('dds', '?')})")
@@ -239,7 +246,7 @@ class TrackingNode(Node):
         while not self._stop.is_set():
             now = time.monotonic()
             payload = self.core.tick(now)
-            if payload is not None:
+            if payload is not None and self.sink is None:  # other backends: the robot's controller owns /lowcmd
                 try:
                     self.pub_cmd.publish(payload)
                     self._sent_t.append(now)
@@ -310,6 +317,9 @@ class TrackingNode(Node):
         q, _, why = self._state()
         if why:
             raise TrackingError(f"not moving: {why}{self._dropped_note(dropped0)}")
+        if self.sink is not None:
+            self._execute_sink(goal, traj, episode_dir, feedback, _CancelOrStop(), stopped, dropped0, result)
+            return
         legs_from_policy = self._legs_from_policy(traj)
         result.lower_body = "policy" if legs_from_policy else "trajectory"
         ramp = self.core.start_motion(lambda: self.controller.start(traj, q, time.monotonic(),
@@ -363,6 +373,31 @@ class TrackingNode(Node):
                           "command values; "
                           f"LowCmd {rate_hz:.0f} Hz (period p99 {p99_ms:.1f} ms){self._dropped_note(dropped0)}")
 
+    def _measured_q(self):
+        q, _, why = self._state()
+        return None if why else q
+
+    def _mode_machine(self) -> int:
+        sample, _ = self.core.state(time.monotonic())
+        return 0 if sample is None else int(sample.mode_machine)
+
+    def _execute_sink(self, goal, traj, episode_dir, feedback, cancel, stopped, dropped0, result) -> None:
+        """The trajectory through the execution sink (backend arm_sdk / sonic) instead of the 500 Hz loop."""
+        result.backend = f"{self.retargeter.name}_{self.sink.name}"
+        t0 = time.monotonic()
+
+        def progress(done: int, total: int, _detail: str) -> None:
+            feedback(TrackMotion.Feedback(phase=self.sink.name, progress=0.3 + 0.7 * done / max(total, 1),
+                                          time_s=float(time.monotonic() - t0)))
+
+        try:
+            result.message = self.sink.execute(traj, progress, cancel, episode_dir, segment_index=goal.segment_index)
+        except Canceled:
+            if stopped.is_set():
+                raise self._stopped(dropped0) from None
+            raise
+        result.success = True
+
     def _legs_from_policy(self, traj) -> bool:
         """Whether the leg policy drives the legs in this step; TrackingError when nothing can."""
         if self.controller.lower_body is None or self.gantry:
@@ -393,6 +428,8 @@ class TrackingNode(Node):
         return float((len(t) - 1) / (t[-1] - t[0])), float(np.percentile(d, 50)), float(np.percentile(d, 99))
 
     def close(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
         self._stop.set()
         self._io_executor.shutdown(timeout_sec=1.0)
         # Both threads run rclpy code: one still running when the process exits aborts it (C++ terminate).
