@@ -1,5 +1,6 @@
 """The tracking node in process against a fake robot: loop exceptions, e-stop and bad LowStates abort
 the goal at once with the reason, the node keeps sending damping, and start-up refuses unsafe gains."""
+import contextlib
 import os
 import threading
 import time
@@ -76,17 +77,16 @@ class FakeRobot:
         self.proc.wait(5.0)
 
 
-@pytest.fixture(scope="module")
-def rig(g1_model):
+@contextlib.contextmanager
+def tracking_rig(g1_model, params: dict[str, str], domain_base: int):
+    """A TrackingNode in this process with ``params`` (-p name:=value), a FakeRobot feeding it, and an
+    action client: yields (node, helper node, robot, client) once the node has a /lowstate."""
     from exoactor.g1.model import stand_pose_rad
     from exoactor.nodes.tracking_node import TrackingNode
 
-    os.environ["ROS_DOMAIN_ID"] = str(120 + os.getpid() % 90)
-    # The fake robot is a stand-in on a gantry (no physics, no odometry): legs from the trajectory.
-    # A generous state timeout: the watchdog's own timing is tested in ticks (test_control_loop.py); here
-    # a loaded machine must not turn an e-stop or exception test into a stale-state abort.
-    rclpy.init(args=["--ros-args", "-p", "ramp_in_min_s:=0.2", "-p", "ramp_speed_rad_s:=2.0",
-                     "-p", "lowstate_timeout_s:=1.0", "-p", "lower_body:=trajectory", "-p", "gantry:=true"])
+    os.environ["ROS_DOMAIN_ID"] = str(domain_base + os.getpid() % 60)
+    args = ["--ros-args"] + [a for k, v in params.items() for a in ("-p", f"{k}:={v}")]
+    rclpy.init(args=args)
     helper = rclpy.create_node("exoactor_test_robot")
     robot = FakeRobot(helper, stand_pose_rad(g1_model))
     node = TrackingNode()
@@ -112,6 +112,16 @@ def rig(g1_model):
         node.destroy_node()
         helper.destroy_node()
         rclpy.try_shutdown()
+
+
+@pytest.fixture(scope="module")
+def rig(g1_model):
+    # The fake robot is a stand-in on a gantry (no physics, no odometry): legs from the trajectory.
+    # A generous state timeout: the watchdog's own timing is tested in ticks (test_control_loop.py); here
+    # a loaded machine must not turn an e-stop or exception test into a stale-state abort.
+    with tracking_rig(g1_model, {"ramp_in_min_s": "0.2", "ramp_speed_rad_s": "2.0", "lowstate_timeout_s": "1.0",
+                                 "lower_body": "trajectory", "gantry": "true"}, 120) as r:
+        yield r
 
 
 def _goal(standing_keypoints, seconds=3.0):

@@ -1,20 +1,16 @@
 """The tracking node with ``backend: sonic``: a goal's trajectory reaches a SONIC deployment (a local
 ZMQ subscriber here) as decoded frames within the joint limits, nothing goes out on /lowcmd, and a
 missing deployment fails the goal with a clear message while the node keeps serving."""
-import os
 import socket
 import threading
 import time
 
 import numpy as np
 import pytest
-import rclpy
 import zmq
 from action_msgs.msg import GoalStatus
-from rclpy.action import ActionClient
-from rclpy.executors import MultiThreadedExecutor
 
-from test_tracking_node_safety import FakeRobot, _goal, _run
+from test_tracking_node_safety import _goal, _run, tracking_rig
 
 
 def _free_port() -> int:
@@ -25,39 +21,12 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def rig(g1_model, tmp_path_factory):
-    from exoactor.g1.model import stand_pose_rad
-    from exoactor.nodes.tracking_node import TrackingNode
-
-    os.environ["ROS_DOMAIN_ID"] = str(30 + os.getpid() % 60)
     port = _free_port()
     root = tmp_path_factory.mktemp("sonic")
-    rclpy.init(args=["--ros-args", "-p", "backend:=sonic", "-p", f"sonic.endpoint:=tcp://127.0.0.1:{port}",
-                     "-p", "sonic.wait_for_subscriber_s:=2.0", "-p", f"episode_root:={root}",
-                     "-p", "lowstate_timeout_s:=1.0"])
-    helper = rclpy.create_node("exoactor_test_sonic_robot")
-    robot = FakeRobot(helper, stand_pose_rad(g1_model))
-    node = TrackingNode()
-    robot.capture(node)
-    ex = MultiThreadedExecutor(num_threads=6)
-    ex.add_node(node)
-    ex.add_node(helper)
-    threading.Thread(target=ex.spin, daemon=True).start()
-    from exoactor.action import TrackMotion
-
-    client = ActionClient(helper, TrackMotion, "exoactor/track_motion")
-    assert client.wait_for_server(30.0)
-    deadline = time.monotonic() + 30
-    while node.core.state(time.monotonic())[0] is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
+    with tracking_rig(g1_model, {"backend": "sonic", "sonic.endpoint": f"tcp://127.0.0.1:{port}",
+                                 "sonic.wait_for_subscriber_s": "2.0", "episode_root": str(root),
+                                 "lowstate_timeout_s": "1.0"}, 30) as (node, _helper, robot, client):
         yield node, robot, client, port, root
-    finally:
-        robot.close()
-        node.close()
-        ex.shutdown(timeout_sec=2.0)
-        node.destroy_node()
-        helper.destroy_node()
-        rclpy.try_shutdown()
 
 
 def test_no_sonic_deployment_fails_the_goal_clearly_and_the_node_keeps_serving(rig, standing_keypoints):

@@ -400,8 +400,8 @@ class TrackingNode(Node):
 
     def _legs_from_policy(self, traj) -> bool:
         """Whether the leg policy drives the legs in this step; TrackingError when nothing can."""
-        if self.controller.lower_body is None or self.gantry:
-            return False  # on the gantry the band carries the robot: the legs follow the trajectory
+        if self.controller.lower_body is None:
+            return False  # on the gantry (or with lower_body trajectory) the legs follow the trajectory
         sample, _ = self.core.state(time.monotonic())
         fell = fallen_reason(sample) if sample is not None else ""
         if fell:
