@@ -172,11 +172,9 @@ def test_task_runs_end_to_end_with_feedback_from_every_stage(graph, limits):
 
 def test_stage_goals_with_paths_outside_the_episode_root_are_refused(graph, tmp_path):
     """Any DDS peer can send a stage goal: paths in it must stay inside the episode root."""
-    from rclpy.action import ActionClient
-
     from exoactor.action import EstimateMotion, GenerateVideo
     from exoactor.msg import StepPrompt
-    from exoactor.nodes.spin import wait_for
+    from exoactor.nodes.spin import ActionClient, wait_for
 
     g, _, node, _, _ = graph
     for action, name, goal in (
@@ -184,13 +182,14 @@ def test_stage_goals_with_paths_outside_the_episode_root_are_refused(graph, tmp_
              GenerateVideo.Goal(episode_dir=str(tmp_path), steps=[StepPrompt(action="wave", side="right",
                                                                              duration_s=1.0)])),
             (EstimateMotion, "exoactor/estimate_motion", EstimateMotion.Goal(video_path="/etc/passwd"))):
+        # kept until the fixture's executor stops: rclpy's destroy() races with a spinning executor
         client = ActionClient(node, action, name)
-        try:
-            assert client.wait_for_server(90.0), f"no {name} server"
-            gh = wait_for(client.send_goal_async(goal), 20.0)
-            res = wait_for(gh.get_result_async(), 30.0).result
-        finally:
-            client.destroy()
+        assert client.wait_for_server(90.0), f"no {name} server"
+        gh = wait_for(client.send_goal_async(goal), 20.0)
+        assert gh is not None, f"{name} did not answer the goal within 20 s"
+        done = wait_for(gh.get_result_async(), 30.0)
+        assert done is not None, f"{name} gave no result within 30 s"
+        res = done.result
         assert not res.success and "outside the episode root" in res.message, res.message
     assert not list(tmp_path.iterdir()) and not g.dead()  # nothing written there, and the nodes keep serving
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import rclpy
 from action_msgs.msg import GoalStatus
-from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from exoactor.g1.joints import DEFAULT_KD, DEFAULT_KP
 from exoactor.g1.safety import DEFAULT_KD_MAX, DEFAULT_KP_MAX
+from exoactor.nodes.spin import ActionClient
 
 ROBOT = r"""
 import sys, threading, time

@@ -24,7 +24,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from geometry_msgs.msg import PoseStamped
-from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
@@ -37,7 +37,7 @@ from exoactor.nodes.conversions import step_from_msg
 from exoactor.nodes.images import msg_to_image
 from exoactor.nodes.params import ConfigError, declare
 from exoactor.nodes.qos import LATCHED_QOS
-from exoactor.nodes.spin import spin_node, wait_for
+from exoactor.nodes.spin import ActionClient, spin_node, wait_for
 from exoactor.srv import PlanTask
 from exoactor.video.io import VideoReadError, write_image_rgb
 from exoactor.video.join import SegmentJoiner

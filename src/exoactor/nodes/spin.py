@@ -21,6 +21,7 @@ import time
 from typing import Callable
 
 import rclpy
+from rclpy.action import ActionClient as _RclpyActionClient
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -42,6 +43,31 @@ STOP_TIMEOUT_S = 5.0
 
 _STARTUP_ERRORS = (RobotModelError, UnknownBackendError, FileNotFoundError, RuntimeError)
 """Start-up failures reported in one line (missing model, unknown backend...), not with a traceback."""
+
+
+class ActionClient(_RclpyActionClient):
+    """rclpy's ActionClient, safe to create while its node is spinning in another thread.
+
+    rclpy (Kilted) adds a new client to its node's waitables before it creates the lock the
+    executor takes to count the client's entities: an executor thread building its wait set in
+    between dies with ``AttributeError: 'ActionClient' object has no attribute '_lock'``, and the
+    node never processes anything again. Here the lock exists before rclpy registers the client,
+    and rclpy's late assignment is ignored so every thread keeps using that one lock.
+    ``destroy()`` is still rclpy's: call it once no executor spins the node (it frees the handle
+    an executor thread may be adding to its wait set).
+    """
+
+    def __init__(self, *args, **kwargs):
+        self.__lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    @property
+    def _lock(self) -> threading.Lock:
+        return self.__lock
+
+    @_lock.setter
+    def _lock(self, _late_lock) -> None:
+        pass
 
 
 def wait_for(future, timeout_s: float, should_stop: Callable[[], bool] = lambda: False, poll_s: float = 0.05):

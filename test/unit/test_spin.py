@@ -1,0 +1,74 @@
+"""Executor helpers: an action client created while its node spins in another thread."""
+import threading
+
+import pytest
+import rclpy
+from rclpy.action import ActionClient as RclpyActionClient
+from rclpy.executors import MultiThreadedExecutor
+
+from exoactor.action import TrackMotion
+from exoactor.nodes.spin import ActionClient
+
+
+@pytest.fixture
+def node():
+    rclpy.init()
+    n = rclpy.create_node("exoactor_test_spin")
+    try:
+        yield n
+    finally:
+        n.destroy_node()
+        rclpy.shutdown()
+
+
+def _executor_counts_entities_on_registration(node):
+    """What an executor thread does when it builds its wait set right as a client registers."""
+    counted = []
+    add = node.add_waitable
+
+    def add_and_count(waitable):
+        add(waitable)
+        counted.append(waitable.get_num_entities())
+
+    node.add_waitable = add_and_count
+    return counted
+
+
+def test_rclpy_client_is_not_countable_while_it_registers(node):
+    """The race this wrapper exists for (if rclpy fixes it, this test says the wrapper can go)."""
+    _executor_counts_entities_on_registration(node)
+    with pytest.raises(AttributeError, match="_lock"):
+        RclpyActionClient(node, TrackMotion, "exoactor_test/track")
+
+
+def test_client_is_countable_while_it_registers_and_keeps_one_lock(node):
+    counted = _executor_counts_entities_on_registration(node)
+    client = ActionClient(node, TrackMotion, "exoactor_test/track")
+    assert len(counted) == 1 and counted[0].num_clients == 3  # goal, cancel and result services
+    lock = client._lock
+    assert lock.acquire(blocking=False)  # the same lock every time, not a fresh one per access
+    assert client._lock is lock and not client._lock.acquire(blocking=False)
+    lock.release()
+    client.destroy()
+
+
+def test_clients_created_while_the_node_spins(node):
+    ex = MultiThreadedExecutor(num_threads=4)
+    ex.add_node(node)
+    errors = []
+    t = threading.Thread(target=lambda: _spin(ex, errors), daemon=True)
+    t.start()
+    try:
+        for _ in range(50):
+            ActionClient(node, TrackMotion, "exoactor_test/track")
+        assert t.is_alive() and not errors, errors
+    finally:
+        ex.shutdown()
+        t.join(5.0)
+
+
+def _spin(ex, errors):
+    try:
+        ex.spin()
+    except BaseException as e:  # noqa: BLE001 - reported by the test
+        errors.append(e)
