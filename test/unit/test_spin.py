@@ -72,3 +72,46 @@ def _spin(ex, errors):
         ex.spin()
     except BaseException as e:  # noqa: BLE001 - reported by the test
         errors.append(e)
+
+
+STARTING_NODE = r"""
+import sys, threading, time
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from exoactor.nodes.spin import spin_node
+
+def factory():
+    node = rclpy.create_node("exoactor_test_slow_start")
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    threading.Thread(target=ex.spin, daemon=True).start()  # a thread already inside rclpy
+    print("constructing", flush=True)
+    time.sleep(30.0)  # loading models...
+    return node
+
+spin_node(factory)
+print("returned normally", flush=True)
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_during_start_up_ends_the_process_at_once_and_cleanly(sig):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", STARTING_NODE], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "constructing"
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        proc.send_signal(getattr(signal, sig))
+        out, _ = proc.communicate(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and took < 3.0, (proc.returncode, took, out)
+    assert "terminate called" not in out and "Traceback" not in out, out

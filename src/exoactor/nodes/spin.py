@@ -12,6 +12,7 @@ during start-up (loading models can take a while) ends the process at once.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -91,8 +92,14 @@ def join_all(threads, timeout_s: float = STOP_TIMEOUT_S) -> list[threading.Threa
 
 
 class _StopSignals:
-    """SIGINT/SIGTERM handlers: during start-up they interrupt it (KeyboardInterrupt); afterwards they
-    only record the request (rclpy's own handler, which chains to these, shuts the context down)."""
+    """SIGINT/SIGTERM handlers: during start-up they end the process at once (exit status 0, nothing
+    to save yet); afterwards they only record the request (rclpy's own handler, which chains to
+    these, shuts the context down).
+
+    Start-up ends with ``os._exit``, not an exception: a constructor interrupted half-way leaves a
+    node that was never returned (so never destroyed) and maybe threads already inside rclpy, and
+    the interpreter's normal exit then aborts in C++ (``terminate called without an active
+    exception``)."""
 
     def __init__(self):
         self.started = False
@@ -103,8 +110,10 @@ class _StopSignals:
     def _on_signal(self, signum, _frame) -> None:
         self.received.append(signum)
         if not self.started:
-            self.started = True  # a second signal during the clean-up must not interrupt it
-            raise KeyboardInterrupt
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(0)
 
 
 def _end_with_launcher() -> None:
