@@ -99,6 +99,32 @@ def graph(tmp_path_factory):
             print(f"===== {log.name} (tail)\n" + "\n".join(log.read_text(errors="replace").splitlines()[-25:]))
 
 
+@pytest.fixture
+def no_media(graph):
+    """The orchestrator skips the episode media for this test's goals (only the end-to-end test checks
+    them; they take ~30-50 s of CPU here), switched at run time as with ``ros2 param set``."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    from exoactor.nodes.spin import wait_for
+
+    node = graph[2]
+    client = node.create_client(SetParameters, "/orchestrator/set_parameters")  # kept: destroying races the executor
+    assert client.wait_for_service(timeout_sec=30.0), "no /orchestrator/set_parameters service"
+
+    def set_media(on: bool) -> None:
+        value = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=on)
+        res = wait_for(client.call_async(SetParameters.Request(parameters=[Parameter(name="episode_media",
+                                                                                     value=value)])), 10.0)
+        assert res is not None and res.results[0].successful, res
+
+    set_media(False)
+    try:
+        yield
+    finally:
+        set_media(True)
+
+
 @pytest.fixture(scope="module")
 def limits():
     m = load_g1_model(with_floor=False)
@@ -207,7 +233,7 @@ def test_instructions_are_bounded_and_logged_on_one_line(graph):
     assert json.loads((Path(result.episode_path) / "request.json").read_text())["instruction"] == forged
 
 
-def test_cancel_mid_execution_ramps_to_a_safe_hold(graph, limits):
+def test_cancel_mid_execution_ramps_to_a_safe_hold(graph, limits, no_media):
     g, client, _, rec, _ = graph
     status, result = client.run("raise the left arm then wave with the right hand",
                                 cancel_when=lambda fb: fb.stage == "tracking" and fb.stage_progress > 0.4,
@@ -232,7 +258,7 @@ def test_cancel_mid_execution_ramps_to_a_safe_hold(graph, limits):
     assert not g.dead()
 
 
-def test_lost_robot_state_aborts_with_damping_and_nodes_keep_serving(graph):
+def test_lost_robot_state_aborts_with_damping_and_nodes_keep_serving(graph, no_media):
     """Last in this module: it kills the simulator."""
     g, client, _, rec, _ = graph
     killed = []

@@ -22,6 +22,7 @@ from rclpy.context import Context
 
 from exoactor.launcher import Graph, build_graph
 from exoactor.nodes.task_client import TaskClient
+from fakes.graph import params_file_with
 
 NODES = {"g1_sim", "camera", "embodiment_transfer", "task_planner", "video_generator", "pose_estimator",
          "tracking_controller", "tracking_controller_lowstate", "orchestrator"}
@@ -75,7 +76,8 @@ def graph(tmp_path_factory):
     root = tmp_path_factory.mktemp("operations")
     domain = _domain(0)
     os.environ["ROS_DOMAIN_ID"] = domain
-    g = Graph(build_graph({"episode_root": str(root / "episodes")}), log_dir=root / "logs",
+    params = params_file_with({"orchestrator": {"episode_media": False}}, root / "params.yaml")  # media: test_graph
+    g = Graph(build_graph({"episode_root": str(root / "episodes")}, params_file=params), log_dir=root / "logs",
               env={"ROS_DOMAIN_ID": domain}).start()
     rclpy.init()
     client_node = rclpy.create_node("exoactor_test_client")
@@ -112,12 +114,12 @@ def test_every_node_is_listed_every_second_during_a_task(graph):
     poller.start()
     stages = set()
     try:
-        status, result = client.run("raise the left arm, then walk forward half a meter", lambda fb: stages.add(fb.stage), timeout_s=900)
+        status, result = client.run("wave with the left hand", lambda fb: stages.add(fb.stage), timeout_s=900)
     finally:
         stop.set()
         poller.join(5.0)
     lapses = [(round(t, 1), sorted(m)) for t, m in samples if m]
-    assert len(samples) > 30 and not lapses, f"nodes missing from the node list (s into the task, nodes): {lapses}"
+    assert len(samples) > 15 and not lapses, f"nodes missing from the node list (s into the task, nodes): {lapses}"
     assert status == GoalStatus.STATUS_SUCCEEDED and result.success, result.message
     assert {"video_generation", "motion_estimation", "tracking"} <= stages  # the 500 Hz loop was busy
     assert not g.dead()

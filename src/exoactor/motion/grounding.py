@@ -4,19 +4,17 @@ Inputs per frame: keypoints relative to the pelvis in the camera's optical axes 
 their pixel positions. The camera's calibration rotates them into the world; the foot that is
 lowest is assumed to touch the floor (z = sole height), and the ray through its pixel fixes the
 absolute position. Gaps are filled by interpolation and flagged; a non-causal Gaussian filter
-removes jitter without lag.
+removes jitter without lag. With ``fit`` (the default) that per-frame estimate only starts
+:func:`exoactor.motion.clip_fit.fit_clip`, which fits one skeleton to the whole clip.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from exoactor.geometry import PinholeCamera, matrix_to_quat_wxyz
+from exoactor.motion.clip_fit import FOOT_POINTS, SOLE_HEIGHT_M, fit_clip
 from exoactor.motion.human_motion import FLAG_INTERPOLATED, FLAG_NO_PERSON, HumanMotion, MotionEstimationError
 from exoactor.skeleton import KP
-
-FOOT_POINTS = ("left_heel", "right_heel", "left_toe", "right_toe")
-SOLE_HEIGHT_M = {"left_heel": 0.03, "right_heel": 0.03, "left_toe": 0.02, "right_toe": 0.02}
-"""Height above the floor of foot landmarks when the foot is planted."""
 
 
 def fill_gaps(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -47,7 +45,8 @@ def gaussian_smooth(values: np.ndarray, sigma_frames: float) -> np.ndarray:
 
 def ground_motion(rel_optical_m: np.ndarray, pixels_uv: np.ndarray, confidence: np.ndarray,
                   detected: np.ndarray, camera: PinholeCamera, fps: float, source: str,
-                  smooth_sigma_frames: float = 1.5, min_detected_fraction: float = 0.5) -> HumanMotion:
+                  smooth_sigma_frames: float = 1.5, min_detected_fraction: float = 0.5,
+                  fit: bool = True) -> HumanMotion:
     """World-grounded motion from per-frame relative keypoints.
 
     rel_optical_m: (T, J, 3) keypoints minus pelvis, in the camera optical axes, metres.
@@ -82,6 +81,12 @@ def ground_motion(rel_optical_m: np.ndarray, pixels_uv: np.ndarray, confidence: 
     root = gaussian_smooth(root, smooth_sigma_frames)
     rel_w = gaussian_smooth(rel_w, smooth_sigma_frames)
     kp = root[:, None, :] + rel_w
+    if fit:
+        try:
+            kp = fit_clip(kp, rel_w, uv, conf, camera, fps).keypoints_world_m
+        except FloatingPointError as e:
+            raise MotionEstimationError(f"the skeleton fit failed: {e}") from e
+        root = kp[:, KP["pelvis"]].copy()
     # Pelvis orientation: y = left hip - right hip (horizontal), z = up, x = y x z (facing).
     left = kp[:, KP["left_hip"]] - kp[:, KP["right_hip"]]
     left[:, 2] = 0.0

@@ -40,10 +40,11 @@ class MediaPipeEstimator(MotionEstimator):
     name = "mediapipe"
 
     def __init__(self, min_detection_confidence: float = 0.5, smooth_sigma_frames: float = 1.5,
-                 min_detected_fraction: float = 0.5, **_ignored):
+                 min_detected_fraction: float = 0.5, fit: bool = True, **_ignored):
         self.min_detection_confidence = float(min_detection_confidence)
         self.smooth_sigma_frames = float(smooth_sigma_frames)
         self.min_detected_fraction = float(min_detected_fraction)
+        self.fit = bool(fit)
 
     def estimate(self, video_path: Path, camera: PinholeCamera, progress: ProgressCallback,
                  cancel: CancelToken) -> HumanMotion:
@@ -92,4 +93,4 @@ class MediaPipeEstimator(MotionEstimator):
             raise MotionEstimationError(f"no frame could be decoded from {video_path}")
         return ground_motion(np.array(rel), np.array(uv), np.array(conf), np.array(det), camera, fps,
                              source=self.name, smooth_sigma_frames=self.smooth_sigma_frames,
-                             min_detected_fraction=self.min_detected_fraction)
+                             min_detected_fraction=self.min_detected_fraction, fit=self.fit)

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
 from exoactor.action import EstimateMotion, ExecuteTask, GenerateVideo, TrackMotion, TransferEmbodiment
@@ -101,7 +103,9 @@ class OrchestratorNode(Node):
                              "one after the other, overlapping execution); false: every step starts from the "
                              "reference image and all are generated at once")
         self.episode_media = p("episode_media", True, "after every goal, build the episode's four-panel video, plots "
-                               "and index.html (seconds of CPU while the robot holds; the result waits for it)")
+                               "and index.html (seconds of CPU while the robot holds; the result waits for it); "
+                               "can be changed while the node runs (ros2 param set)")
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.media_timeout_s = p("episode_media_timeout_s", 300.0, "longest the episode media may take (s)")
         self.streaming = p("streaming", "auto", "true: generate the next step while the current one is estimated and "
                            "executed; false: strictly one stage after the other; auto: true, except for video "
@@ -141,6 +145,16 @@ class OrchestratorNode(Node):
     def _on_pose(self, msg: PoseStamped) -> None:
         with self._cam_lock:
             self._pose = msg
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """``episode_media`` takes effect from the next goal; every other parameter is read at start-up."""
+        for prm in params:
+            if prm.name == "episode_media":
+                if prm.type_ != Parameter.Type.BOOL:
+                    return SetParametersResult(successful=False, reason="episode_media must be a boolean")
+                self.episode_media = bool(prm.value)
+                self.get_logger().info(f"episode media {'on' if self.episode_media else 'off'} from the next goal")
+        return SetParametersResult(successful=True)
 
     def _build_media(self, run: "_Run", episode: Episode, result) -> None:
         """The episode's video, plots and index.html, built by ``python -m exoactor.media`` in a child

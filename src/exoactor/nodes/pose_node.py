@@ -54,7 +54,9 @@ class PoseNode(Node):
             smooth_sigma_frames=p("smooth_sigma_frames", 1.5,
                                   "zero-lag Gaussian smoothing of keypoints (frames); 0 = off"),
             min_detected_fraction=p("min_detected_fraction", 0.5,
-                                    "fail when a person is found in fewer frames than this"))
+                                    "fail when a person is found in fewer frames than this"),
+            fit=p("fit", True, "fit one skeleton (constant bone lengths, planted feet, smooth) to the "
+                              "whole clip; false = per-frame keypoints"))
         self.pub_motion = self.create_publisher(HumanMotionMsg, "exoactor/human_motion", LATCHED_QOS)
         self.pub_skeleton = self.create_publisher(MarkerArray, "exoactor/human_skeleton", 2)
         self.playback = Playback()

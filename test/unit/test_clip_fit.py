@@ -1,0 +1,109 @@
+"""The clip fit recovers one skeleton from noisy per-frame keypoints: constant bones, planted feet, no jitter."""
+import numpy as np
+import pytest
+
+from exoactor.geometry import DEFAULT_CALIBRATION
+from exoactor.motion.grounding import gaussian_smooth
+from exoactor.motion.clip_fit import BONES, FOOT_POINTS, SOLE_HEIGHT_M, detect_planted, fit_clip
+from exoactor.skeleton import HUMAN_KEYPOINTS, KP
+
+CAM = DEFAULT_CALIBRATION.camera()
+REST = {  # child -> offset from its parent, standing, facing +x (metres)
+    "left_hip": (0, 0.09, 0), "right_hip": (0, -0.09, 0), "spine": (0, 0, 0.25), "neck": (0, 0, 0.25),
+    "head": (0.03, 0, 0.2), "left_shoulder": (0, 0.18, -0.03), "right_shoulder": (0, -0.18, -0.03),
+    "left_elbow": (0, 0, -0.28), "right_elbow": (0, 0, -0.28), "left_wrist": (0, 0, -0.25),
+    "right_wrist": (0, 0, -0.25), "left_hand": (0, 0, -0.08), "right_hand": (0, 0, -0.08),
+    "left_knee": (0, 0, -0.42), "right_knee": (0, 0, -0.42), "left_ankle": (0, 0, -0.40),
+    "right_ankle": (0, 0, -0.40), "left_heel": (-0.05, 0, -0.04), "right_heel": (-0.05, 0, -0.04),
+    "left_toe": (0.17, 0, -0.05), "right_toe": (0.17, 0, -0.05),
+}
+PELVIS_Z = 0.42 + 0.40 + 0.05 + 0.02
+
+
+def _rot_x(a):
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+
+def true_clip(t_count=60, fps=30.0):
+    """Standing still while the right arm swings up sideways and back: feet planted throughout."""
+    out = np.zeros((t_count, len(HUMAN_KEYPOINTS), 3))
+    for t in range(t_count):
+        lift = 1.4 * np.sin(np.pi * t / (t_count - 1))
+        pts = {"pelvis": np.array([0.0, 0.0, PELVIS_Z])}
+        for parent, child in BONES:
+            off = np.array(REST[child], float)
+            if child in ("right_elbow", "right_wrist", "right_hand"):
+                off = _rot_x(-lift) @ off
+            pts[child] = pts[parent] + off
+        out[t] = [pts[n] for n in HUMAN_KEYPOINTS]
+    return out, fps
+
+
+def noisy_inputs(truth, rng, px_sigma=2.0, m_sigma=0.03):
+    uv, _ = CAM.project(truth)
+    uv = uv + rng.normal(0, px_sigma, uv.shape)
+    rel = truth - truth[:, :1]
+    rel_det = rel * rng.uniform(0.9, 1.1, (len(truth), 1, 1)) + rng.normal(0, m_sigma, truth.shape)
+    init = truth + rng.normal(0, m_sigma, truth.shape) + np.array([0.05, -0.04, 0.03])  # offset root too
+    # the caller's per-frame estimate, as the estimator hands it over: gaps filled, lightly smoothed
+    return gaussian_smooth(init, 1.5), rel_det, uv, np.full(truth.shape[:2], 0.9)
+
+
+def test_fit_recovers_the_skeleton_from_noisy_detections():
+    truth, fps = true_clip()
+    init, rel_det, uv, conf = noisy_inputs(truth, np.random.default_rng(1))
+    fit = fit_clip(init, rel_det, uv, conf, CAM, fps)
+    err_init = np.linalg.norm(init - truth, axis=-1).mean()
+    err_fit = np.linalg.norm(fit.keypoints_world_m - truth, axis=-1).mean()
+    assert err_fit < 0.5 * err_init and err_fit < 0.025, (err_init, err_fit)
+    # one length per bone for the whole clip, close to the truth
+    seg = np.linalg.norm(fit.keypoints_world_m[:, KP["right_knee"]] - fit.keypoints_world_m[:, KP["right_ankle"]], axis=-1)
+    assert np.ptp(seg) < 1e-6 and abs(fit.bone_lengths_m["right_ankle"] - 0.40) < 0.03
+    assert fit.bone_lengths_m["left_ankle"] == fit.bone_lengths_m["right_ankle"]
+    # planted feet: found, not sliding, on the floor
+    assert fit.planted.mean() > 0.9
+    feet = fit.keypoints_world_m[:, [KP[n] for n in FOOT_POINTS]]
+    assert np.linalg.norm(np.diff(feet[..., :2], axis=0), axis=-1).max() < 0.003
+    sole = np.array([SOLE_HEIGHT_M[n] for n in FOOT_POINTS])
+    assert (feet[..., 2] > sole - 0.01).all()
+    # smooth: far less acceleration than the noisy input, about as much as the truth
+    acc = lambda k: np.linalg.norm(k[2:] - 2 * k[1:-1] + k[:-2], axis=-1).mean()  # noqa: E731
+    assert acc(fit.keypoints_world_m) < 0.1 * acc(init) and acc(fit.keypoints_world_m) < 3 * acc(truth) + 1e-3
+    assert fit.reprojection_px.shape == (len(truth),) and fit.reprojection_px.mean() < 4.0
+
+
+def test_frames_without_a_person_are_bridged_by_the_fit():
+    truth, fps = true_clip()
+    init, rel_det, uv, conf = noisy_inputs(truth, np.random.default_rng(2))
+    conf[20:30] = 0.0
+    rel_det[20:30] = 0.0
+    uv[20:30] = 0.0
+    init[20:30] = np.linspace(init[19], init[30], 12)[1:-1]  # the caller's gap filling
+    fit = fit_clip(init, rel_det, uv, conf, CAM, fps)
+    err_gap = np.linalg.norm(fit.keypoints_world_m[20:30] - truth[20:30], axis=-1).mean()
+    assert np.isfinite(fit.keypoints_world_m).all() and err_gap < 0.06, err_gap
+
+
+def test_a_walking_foot_is_not_planted():
+    truth, fps = true_clip()
+    truth[:, KP["left_heel"], 0] += np.linspace(0, 1.0, len(truth))  # 0.5 m/s
+    truth[:, KP["left_toe"], 2] += 0.15  # lifted
+    planted = detect_planted(truth, fps)
+    assert not planted[:, FOOT_POINTS.index("left_heel")].any()
+    assert not planted[:, FOOT_POINTS.index("left_toe")].any()
+    assert planted[:, FOOT_POINTS.index("right_heel")].all()
+
+
+@pytest.mark.parametrize("what, bad, fragment", [
+    ("uv", np.zeros((5, 22, 3)), "pixels_uv: expected shape (5, 22, 2)"),
+    ("init", np.full((5, 22, 3), np.nan), "NaN"),
+    ("init", np.zeros((1, 22, 3)), "T >= 2"),
+])
+def test_bad_inputs_say_what_was_expected(what, bad, fragment):
+    t = len(bad) if what == "init" else 5
+    args = {"init": np.zeros((t, 22, 3)), "rel": np.zeros((t, 22, 3)), "uv": np.zeros((t, 22, 2)),
+            "conf": np.ones((t, 22))}
+    args[what] = bad
+    with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        fit_clip(args["init"], args["rel"], args["uv"], args["conf"], CAM, 30.0)
