@@ -9,7 +9,8 @@ from exoactor.geometry import (
     quat_xyzw_to_wxyz,
     rot_z,
 )
-from exoactor.motion.grounding import gaussian_smooth, ground_motion
+from exoactor.motion.filters import gaussian_smooth
+from exoactor.motion.grounding import ground_motion
 from exoactor.motion.human_motion import FLAG_NO_PERSON, HUMAN_KEYPOINTS, HumanMotion, MotionEstimationError
 from exoactor.skeleton import KP
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from exoactor.geometry import PinholeCamera
+from exoactor.motion.filters import gaussian_smooth
 from exoactor.skeleton import HUMAN_KEYPOINTS, KP
 
 PARENT: dict[str, str] = {
@@ -91,16 +92,22 @@ class ClipFit:
 
 
 def detect_planted(keypoints_world_m: np.ndarray, fps: float, height_margin_m: float = 0.05,
-                   speed_m_s: float = 0.25) -> np.ndarray:
+                   speed_m_s: float = 0.25, window_s: float = 0.1) -> np.ndarray:
     """(T, 4) bool per FOOT_POINTS: within ``height_margin_m`` of the point's lowest height in the
-    clip (or its sole height) and moving slower than ``speed_m_s`` (central differences)."""
+    clip (or its sole height), the height smoothed over ``window_s``, and moving slower than
+    ``speed_m_s`` horizontally, the speed a difference over +-``window_s`` (one-sided at the ends):
+    per-frame detections jitter too much for frame-to-frame differences."""
     idx = [KP[n] for n in FOOT_POINTS]
-    p = keypoints_world_m[:, idx]
-    z = p[..., 2]
+    raw = np.asarray(keypoints_world_m, dtype=np.float64)[:, idx]
+    t_count = len(raw)
+    z = gaussian_smooth(raw[..., 2], window_s * fps)
     sole = np.array([SOLE_HEIGHT_M[n] for n in FOOT_POINTS])
     floor = np.maximum(np.minimum(z.min(axis=0), sole + 0.05), sole)  # a raised clip still has a floor
-    v = np.gradient(p, axis=0) * fps if len(p) > 1 else np.zeros_like(p)
-    speed = np.linalg.norm(v[..., :2], axis=-1)
+    k = max(1, int(round(window_s * fps)))
+    t = np.arange(t_count)
+    hi, lo = np.minimum(t + k, t_count - 1), np.maximum(t - k, 0)
+    span_s = np.maximum(hi - lo, 1)[:, None] / fps
+    speed = np.linalg.norm(raw[hi, :, :2] - raw[lo, :, :2], axis=-1) / span_s
     return (z < floor[None] + height_margin_m) & (speed < speed_m_s)
 
 
