@@ -1,6 +1,9 @@
 """CPU motion estimator: MediaPipe Pose (weights inside the mediapipe 0.10.21 wheel).
 
-MediaPipe's 33 landmarks map onto HUMAN_KEYPOINTS (mid-points where the sets differ); its
+MediaPipe's 33 landmarks are surface points (nose, foot tip, outside of the hips); each joint of
+HUMAN_KEYPOINTS is an affine combination of a few of them, learned on renders of the synthetic
+human against its own skeleton (:mod:`exoactor.motion.mediapipe_regressor`, made by
+``scripts/fit_mediapipe_regressor.py``; ``regressor=False``: the hand-made mid-points). Its
 ``pose_world_landmarks`` (metric, hip-centred, camera-oriented) give the 3D shape and
 :mod:`exoactor.motion.grounding` places it in the world.
 """
@@ -15,11 +18,13 @@ from exoactor.geometry import PinholeCamera
 from exoactor.motion.estimator import MotionEstimator
 from exoactor.motion.grounding import ground_motion
 from exoactor.motion.human_motion import HumanMotion, MotionEstimationError
+from exoactor.motion.mediapipe_regressor import WEIGHTS
 from exoactor.progress import Canceled, CancelToken, ProgressCallback
 from exoactor.skeleton import HUMAN_KEYPOINTS
 from exoactor.video.io import VideoReadError, read_video_frames, video_info
 
-# HUMAN_KEYPOINTS -> MediaPipe landmark indices averaged to make it.
+# HUMAN_KEYPOINTS -> MediaPipe landmark indices averaged to make it: the hand-made mapping, the
+# prior of the learned one (mediapipe_regressor.WEIGHTS) and used with ``regressor=False``.
 MEDIAPIPE_SOURCES: dict[str, tuple[int, ...]] = {
     "pelvis": (23, 24), "left_hip": (23,), "right_hip": (24,), "spine": (11, 12, 23, 24),
     "neck": (11, 12), "head": (0,), "left_shoulder": (11,), "right_shoulder": (12,),
@@ -28,10 +33,19 @@ MEDIAPIPE_SOURCES: dict[str, tuple[int, ...]] = {
     "left_ankle": (27,), "right_ankle": (28,), "left_heel": (29,), "right_heel": (30,),
     "left_toe": (31,), "right_toe": (32,),
 }
-_MAP = np.zeros((len(HUMAN_KEYPOINTS), 33))
-for _j, _name in enumerate(HUMAN_KEYPOINTS):
-    for _i in MEDIAPIPE_SOURCES[_name]:
-        _MAP[_j, _i] = 1.0 / len(MEDIAPIPE_SOURCES[_name])
+
+
+def landmark_map(learned: bool = True) -> np.ndarray:
+    """(22, 33) weights: HUMAN_KEYPOINTS from MediaPipe's landmarks (rows sum to one)."""
+    m = np.zeros((len(HUMAN_KEYPOINTS), 33))
+    for j, name in enumerate(HUMAN_KEYPOINTS):
+        if learned:
+            for i, w in WEIGHTS[name].items():
+                m[j, i] = w
+        else:
+            for i in MEDIAPIPE_SOURCES[name]:
+                m[j, i] = 1.0 / len(MEDIAPIPE_SOURCES[name])
+    return m
 
 
 class MediaPipeEstimator(MotionEstimator):
@@ -40,11 +54,12 @@ class MediaPipeEstimator(MotionEstimator):
     name = "mediapipe"
 
     def __init__(self, min_detection_confidence: float = 0.5, smooth_sigma_frames: float = 1.5,
-                 min_detected_fraction: float = 0.5, fit: bool = True, **_ignored):
+                 min_detected_fraction: float = 0.5, fit: bool = True, regressor: bool = True, **_ignored):
         self.min_detection_confidence = float(min_detection_confidence)
         self.smooth_sigma_frames = float(smooth_sigma_frames)
         self.min_detected_fraction = float(min_detected_fraction)
         self.fit = bool(fit)
+        self._map = landmark_map(bool(regressor))
 
     def estimate(self, video_path: Path, camera: PinholeCamera, progress: ProgressCallback,
                  cancel: CancelToken) -> HumanMotion:
@@ -82,10 +97,10 @@ class MediaPipeEstimator(MotionEstimator):
                     px = np.array([[p.x * camera.width, p.y * camera.height] for p in lm])
                     world = np.array([[p.x, p.y, p.z] for p in wl])
                     vis = np.array([p.visibility for p in lm])
-                    k3 = _MAP @ world
+                    k3 = self._map @ world
                     rel.append(k3 - k3[0])
-                    uv.append(_MAP @ px)
-                    conf.append(np.clip(_MAP @ vis, 0.0, 1.0))
+                    uv.append(self._map @ px)
+                    conf.append(np.clip(np.abs(self._map) @ vis / np.abs(self._map).sum(1), 0.0, 1.0))
                     det.append(True)
                 if i % 10 == 0 or i + 1 == n:
                     progress(i + 1, n, f"pose in frame {i + 1}/{n}")
