@@ -56,7 +56,9 @@ class PoseNode(Node):
             min_detected_fraction=p("min_detected_fraction", 0.5,
                                     "fail when a person is found in fewer frames than this"),
             fit=p("fit", True, "fit one skeleton (constant bone lengths, planted feet, smooth) to the "
-                              "whole clip; false = per-frame keypoints"))
+                              "whole clip; false = per-frame keypoints"),
+            regressor=p("mediapipe.regressor", True, "map MediaPipe landmarks to body joints with the learned "
+                        "weights (exoactor/motion/mediapipe_regressor.py); false = hand-made mid-points"))
         self.pub_motion = self.create_publisher(HumanMotionMsg, "exoactor/human_motion", LATCHED_QOS)
         self.pub_skeleton = self.create_publisher(MarkerArray, "exoactor/human_skeleton", 2)
         self.playback = Playback()
