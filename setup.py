@@ -18,6 +18,7 @@ setup(
         "sim": ["mujoco>=3.2", "mujoco-menagerie"],
         "retarget": ["mujoco>=3.2", "mujoco-menagerie", "mink", "qpsolvers[daqp]"],
         "vision": ["mediapipe==0.10.21"],
+        "smpl": ["torch", "smplx"],  # GVHMR / GENMO adapters (SMPL-family results)
         "synthetic": ["torch", "anny", "pyrender", "trimesh", "PyOpenGL>=3.1.7"],
         "test": ["pytest", "hypothesis"],
     },

@@ -11,5 +11,5 @@ export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$((100 + RANDOM % 100))}"
 cd "$REPO"
 echo "[setup] loading the synthetic human model (first use builds its cache: 1-2 minutes)" >&2
 python -m exoactor.video.synthetic --warm-up
-python -m pytest -v -p no:cacheprovider test/unit "$@"
-python -m pytest -v -p no:cacheprovider test/integration "$@"
+python -m pytest -v -p no:cacheprovider --durations=10 test/unit "$@"
+python -m pytest -v -p no:cacheprovider --durations=15 test/integration "$@"

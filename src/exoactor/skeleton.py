@@ -13,9 +13,11 @@ HUMAN_KEYPOINTS: tuple[str, ...] = (
     "left_knee", "right_knee", "left_ankle", "right_ankle",
     "left_heel", "right_heel", "left_toe", "right_toe",
 )
-"""Keypoint set of estimators in this project (names follow SMPL where SMPL has the joint).
-"spine" is the mid-point of hips and shoulders, "neck" the mid-point of the shoulders,
-"hand" the middle of the knuckles, "toe" the tip of the foot."""
+"""Keypoint set of estimators in this project (names follow SMPL where SMPL has the joint): body
+joints, not skin landmarks. The synthetic renderer's truth defines them (anny's bone heads: the
+hip joints, "spine" at mid-back, "neck" at the base of the neck, "head" at the base of the skull,
+"hand" at the middle knuckle, "toe" at the front of the foot; "pelvis" between the hip joints); an
+estimator maps its detector's landmarks onto them (MediaPipe: a learned regressor)."""
 
 KP = {name: i for i, name in enumerate(HUMAN_KEYPOINTS)}
 """Keypoint name -> index in HUMAN_KEYPOINTS."""

@@ -137,7 +137,7 @@ def veo_rig(ros, clip, tmp_path_factory):
 def test_gemini_transfer_openai_planner_and_veo_end_to_end(veo_rig):
     rig = veo_rig
     rig.openai.default_answer = TWO_STEPS
-    rig.veo.generation_s = 2.0  # 8 s per 4 s clip: long enough for step 1 to run while step 2 is generated
+    rig.veo.generation_s = 3.0  # ~12 s per clip: long enough for step 1 to be estimated while step 2 is generated
     try:
         status, result, feedback = rig.run("wave with the right hand, then raise the left arm", timeout_s=300)
     finally:

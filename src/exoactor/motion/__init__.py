@@ -3,6 +3,8 @@ from exoactor.motion.human_motion import HUMAN_KEYPOINTS, HumanMotion, MotionEst
 
 ESTIMATOR_BACKENDS = {
     "mediapipe": "exoactor.motion.mediapipe_estimator:MediaPipeEstimator",
+    "gvhmr": "exoactor.motion.gvhmr_estimator:GvhmrEstimator",
+    "genmo": "exoactor.motion.genmo_estimator:GenmoEstimator",
 }
 """Registry: backend name -> "module:class" implementing :class:`exoactor.motion.estimator.MotionEstimator`."""
 

@@ -8,7 +8,7 @@ over :data:`exoactor.skeleton.HUMAN_KEYPOINTS` is fitted to every frame at once:
   rotation without its twist, which no keypoint can see) and one length per bone for the clip
   (left and right share it);
 - data terms, weighted by the detector's confidence: the reprojection of every keypoint through
-  the calibrated camera onto its detected pixel (robust, in units of the focal length), and the
+  the calibrated camera onto its detected pixel (pixels, Huber: outliers count linearly), and the
   detector's 3D bone directions as a prior (scale-free, so the detector's metric guess does not
   bias the lengths);
 - physical terms: planted feet (a foot point low and slow in the initial estimate) do not slide

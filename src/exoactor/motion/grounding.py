@@ -61,8 +61,15 @@ def ground_motion(rel_optical_m: np.ndarray, pixels_uv: np.ndarray, confidence: 
             kp = fit_clip(kp, rel_w, uv, conf, camera, fps).keypoints_world_m
         except FloatingPointError as e:
             raise MotionEstimationError(f"the skeleton fit failed: {e}") from e
-        root = kp[:, KP["pelvis"]].copy()
-    # Pelvis orientation: y = left hip - right hip (horizontal), z = up, x = y x z (facing).
+    flags = np.where(detected, 0, FLAG_INTERPOLATED | FLAG_NO_PERSON).astype(np.uint8)
+    return motion_from_keypoints(kp, conf, flags, fps, source)
+
+
+def motion_from_keypoints(kp: np.ndarray, conf: np.ndarray, flags: np.ndarray, fps: float,
+                          source: str) -> HumanMotion:
+    """HumanMotion from world keypoints (T, J, 3): root = pelvis keypoint, pelvis orientation
+    (y = left hip - right hip made horizontal, z = up, x = y x z: the facing), height from head to heel."""
+    t_count = len(kp)
     left = kp[:, KP["left_hip"]] - kp[:, KP["right_hip"]]
     left[:, 2] = 0.0
     left /= np.maximum(np.linalg.norm(left, axis=1, keepdims=True), 1e-9)
@@ -72,6 +79,5 @@ def ground_motion(rel_optical_m: np.ndarray, pixels_uv: np.ndarray, confidence: 
     quat = matrix_to_quat_wxyz(rot)
     head_to_heel = kp[:, KP["head"], 2] - np.minimum(kp[:, KP["left_heel"], 2], kp[:, KP["right_heel"], 2])
     height = float(np.percentile(head_to_heel, 90) + 0.12)
-    flags = np.where(detected, 0, FLAG_INTERPOLATED | FLAG_NO_PERSON).astype(np.uint8)
-    return HumanMotion(fps=fps, keypoints_world_m=kp, confidence=conf, root_pos_world_m=root.copy(),
+    return HumanMotion(fps=fps, keypoints_world_m=kp, confidence=conf, root_pos_world_m=kp[:, KP["pelvis"]].copy(),
                        root_quat_wxyz=quat, height_m=height, frame_flags=flags, source=source)

@@ -52,6 +52,11 @@ class MediaPipeEstimator(MotionEstimator):
     """MediaPipe Pose in video mode (model_complexity=1: the only one bundled offline)."""
 
     name = "mediapipe"
+    PARAMETERS = {
+        "min_detection_confidence": (0.5, "person detection threshold 0..1"),
+        "regressor": (True, "map MediaPipe landmarks to body joints with the learned weights "
+                            "(exoactor/motion/mediapipe_regressor.py); false = hand-made mid-points"),
+    }
 
     def __init__(self, min_detection_confidence: float = 0.5, smooth_sigma_frames: float = 1.5,
                  min_detected_fraction: float = 0.5, fit: bool = True, regressor: bool = True, **_ignored):
@@ -59,6 +64,8 @@ class MediaPipeEstimator(MotionEstimator):
         self.smooth_sigma_frames = float(smooth_sigma_frames)
         self.min_detected_fraction = float(min_detected_fraction)
         self.fit = bool(fit)
+        if self.fit:  # import torch now, not during the first clip (seconds of CPU on a busy machine)
+            import torch  # noqa: F401, PLC0415
         self._map = landmark_map(bool(regressor))
 
     def estimate(self, video_path: Path, camera: PinholeCamera, progress: ProgressCallback,

@@ -16,12 +16,11 @@ from exoactor.motion import ESTIMATOR_BACKENDS, HumanMotion, MotionEstimationErr
 from exoactor.msg import HumanMotion as HumanMotionMsg
 from exoactor.nodes.calibration_msgs import camera_from_msgs
 from exoactor.nodes.conversions import WORLD_FRAME, motion_to_msg
-from exoactor.nodes.params import declare
+from exoactor.nodes.params import declare, declare_backend
 from exoactor.nodes.playback import Playback
 from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import spin_node
 from exoactor.nodes.stage import StageServer, declare_episode_root, declare_niceness, frame_progress, goal_path
-from exoactor.registry import load_backend
 from exoactor.skeleton import HUMAN_BONES, KP
 
 
@@ -48,17 +47,15 @@ class PoseNode(Node):
         p = functools.partial(declare, self)
         priority = declare_niceness(self)
         backend = p("backend", "mediapipe", f"estimator backend: {', '.join(ESTIMATOR_BACKENDS)}")
-        self.estimator = load_backend(
-            ESTIMATOR_BACKENDS, backend, "motion estimator",
-            min_detection_confidence=p("mediapipe.min_detection_confidence", 0.5, "person detection threshold 0..1"),
+        # the backend's own options are <backend>.<key> parameters (its PARAMETERS); these apply to all
+        self.estimator = declare_backend(
+            self, ESTIMATOR_BACKENDS, "motion estimator", backend,
             smooth_sigma_frames=p("smooth_sigma_frames", 1.5,
                                   "zero-lag Gaussian smoothing of keypoints (frames); 0 = off"),
             min_detected_fraction=p("min_detected_fraction", 0.5,
                                     "fail when a person is found in fewer frames than this"),
             fit=p("fit", True, "fit one skeleton (constant bone lengths, planted feet, smooth) to the "
-                              "whole clip; false = per-frame keypoints"),
-            regressor=p("mediapipe.regressor", True, "map MediaPipe landmarks to body joints with the learned "
-                        "weights (exoactor/motion/mediapipe_regressor.py); false = hand-made mid-points"))
+                              "whole clip; false = per-frame keypoints"))
         self.pub_motion = self.create_publisher(HumanMotionMsg, "exoactor/human_motion", LATCHED_QOS)
         self.pub_skeleton = self.create_publisher(MarkerArray, "exoactor/human_skeleton", 2)
         self.playback = Playback()
