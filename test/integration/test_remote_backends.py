@@ -76,6 +76,9 @@ class Rig:
             "task_planner": planner_params,
             "video_generator": video,
             "orchestrator": {"episode_media": False},  # media: test_graph.py
+            # per-frame estimation (the clip fit is tested in test_graph.py): on 2 cores, with the 500 Hz
+            # simulator and controller, the fit can make step 1's estimation outlast step 2's generation
+            "pose_estimator": {"fit": False},
         }
         env = {"GEMINI_API_KEY": GEMINI_KEY, "OPENAI_API_KEY": OPENAI_KEY,
                "KLING_ACCESS_KEY": KLING_AK, "KLING_SECRET_KEY": KLING_SK}

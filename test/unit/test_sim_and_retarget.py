@@ -88,3 +88,42 @@ def test_retargeting_can_be_canceled(retargeter, standing_keypoints):
     ev.set()
     with pytest.raises(Canceled):
         retargeter.retarget(_synthetic_motion(standing_keypoints), cancel=ev)
+
+
+def test_ik_residual_is_reported_per_frame(retargeter, standing_keypoints):
+    tr = retargeter.retarget(_synthetic_motion(standing_keypoints))
+    assert tr.ik_residual_m.shape == (tr.num_frames,) and np.all(tr.ik_residual_m >= 0)
+    assert np.percentile(tr.ik_residual_m, 95) < 0.05  # a reachable motion is followed
+
+
+def test_a_motion_the_robot_cannot_follow_is_refused_with_the_reason(retargeter, standing_keypoints):
+    from exoactor.retarget.trajectory import RetargetingError
+
+    m = _synthetic_motion(standing_keypoints, right_arm_up=False)
+    kp = m.keypoints_world_m
+    kp[30:, KP["right_wrist"]] += [0.6, 0.0, 0.0]  # the wrist 60 cm further than the arm reaches (a third of the clip)
+    kp[30:, KP["right_hand"]] += [0.6, 0.0, 0.0]
+    with pytest.raises(RetargetingError, match=r"cannot follow this motion: IK residual above 0.15 m .*right_hand"):
+        retargeter.retarget(m)
+
+
+def test_a_planted_foot_does_not_slide_when_the_estimate_drifts(retargeter, standing_keypoints):
+    import mujoco
+
+    m = _synthetic_motion(standing_keypoints, n=60, right_arm_up=False)
+    drift = np.linspace(0.0, 0.12, m.num_frames)[:, None] * np.array([1.0, 0.0, 0.0])  # 6 cm/s: still "planted"
+    for name in ("left_ankle", "left_heel", "left_toe", "left_knee"):
+        m.keypoints_world_m[:, KP[name]] += drift
+    tr = retargeter.retarget(m)
+    model = retargeter.model
+    data = mujoco.MjData(model)
+    from exoactor.g1.model import joint_qpos_addresses
+
+    adr = joint_qpos_addresses(model)
+    foot = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "left_ankle_roll_link")
+    xs = []
+    for t in range(tr.num_frames):
+        data.qpos[0:3], data.qpos[3:7], data.qpos[adr] = tr.root_pos_world_m[t], tr.root_quat_wxyz[t], tr.positions_rad[t]
+        mujoco.mj_kinematics(model, data)
+        xs.append(data.xpos[foot, :2].copy())
+    assert np.linalg.norm(xs[-1] - xs[5]) < 0.02, np.linalg.norm(xs[-1] - xs[5])

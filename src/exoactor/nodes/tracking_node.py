@@ -57,6 +57,11 @@ class TrackingError(RuntimeError):
     """Execution cannot continue (robot state lost or faulty)."""
 
 
+def _residual_note(traj) -> str:
+    r = traj.ik_residual_m
+    return "" if r is None or not len(r) else f"IK residual p95 {100 * np.percentile(r, 95):.1f} cm; "
+
+
 class TrackingNode(Node):
     def __init__(self):
         super().__init__("tracking_controller")
@@ -66,6 +71,8 @@ class TrackingNode(Node):
         self.state_timeout_s = p("lowstate_timeout_s", 0.25, "a /lowstate older than this stops execution (damping)")
         vmax = p("max_joint_velocity_rad_s", 6.0, "joint speed bound for retargeting and for every command (rad/s)")
         margin = p("joint_limit_margin_rad", 0.02, "commands stay this far inside the joint limits (rad)")
+        max_residual = p("max_ik_residual_m", 0.15, "refuse a step whose IK misses a pelvis, foot or hand target "
+                         "by more than this in over 5% of its frames (m)")
         ramp_min = p("ramp_in_min_s", 2.0, "shortest ramp from the measured pose to a trajectory / hold pose (s)")
         ramp_speed = p("ramp_speed_rad_s", 0.5, "ramps last at least max |dq| / this (rad/s)")
         kp = np.array(p("kp", DEFAULT_KP.tolist(), "position gains, Unitree motor order (29)"), dtype=float)
@@ -110,7 +117,8 @@ class TrackingNode(Node):
         # hand it over every 0.5 ms instead of CPython's 5 ms.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self.retargeter = load_backend(RETARGET_BACKENDS, backend, "retargeting", model_dir=model_dir or None,
-                                       max_joint_velocity_rad_s=vmax, joint_limit_margin_rad=margin)
+                                       max_joint_velocity_rad_s=vmax, joint_limit_margin_rad=margin,
+                                       max_ik_residual_m=max_residual)
         model = self.retargeter.model
         self.limits = CommandLimits.from_ranges(joint_ranges_rad(model), vmax, margin, 1.0 / self.rate_hz,
                                                 kp_max, kd_max, tau_max_nm=torque_limits_nm(model))
@@ -370,7 +378,7 @@ class TrackingNode(Node):
         result.success = True
         result.message = (f"tracked {traj.duration_s:.1f} s after a {ramp:.1f} s ramp-in; "
                           f"joint RMSE {result.tracking_rmse_rad:.3f} rad, {result.clamped_commands} clamped "
-                          "command values; "
+                          f"command values; {_residual_note(traj)}"
                           f"LowCmd {rate_hz:.0f} Hz (period p99 {p99_ms:.1f} ms){self._dropped_note(dropped0)}")
 
     def _measured_q(self):

@@ -6,8 +6,12 @@ human's scaled by the leg-length ratio; arm targets hang from the robot's own sh
 by the arm-length ratio. Each frame warm-starts from the previous one; joint position limits
 (ConfigurationLimit, kept ``joint_limit_margin_rad`` inside the limits: the same margin as the
 safety layer's) and velocity limits (VelocityLimit) are enforced by the QP; feet targets never go
-below the floor. Keypoints are looked up by the names the motion carries, which must be exactly
-:data:`HUMAN_KEYPOINTS` in order (anything else is refused with a RetargetingError).
+below the floor, and a foot the human keeps planted keeps its target where the plant began, so
+estimation drift does not make the robot's feet slide. Keypoints are looked up by the names the
+motion carries, which must be exactly :data:`HUMAN_KEYPOINTS` in order (anything else is refused
+with a RetargetingError). Each frame's IK residual (the largest distance between a pelvis, foot
+or hand target and where the IK put that body) is reported in the trajectory; a motion the robot
+cannot follow (residual above ``max_ik_residual_m`` in more than 5% of its frames) is refused.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import numpy as np
 from exoactor.g1.joints import G1_JOINT_NAMES
 from exoactor.g1.model import joint_qpos_addresses, load_g1_model
 from exoactor.geometry import matrix_to_quat_wxyz, quat_wxyz_to_matrix, rot_z
+from exoactor.motion.clip_fit import FOOT_POINTS, detect_planted
 from exoactor.motion.human_motion import HumanMotion
 from exoactor.progress import Canceled, CancelToken, ProgressCallback
 from exoactor.retarget.trajectory import G1JointTrajectory, RetargetingError
@@ -70,7 +75,7 @@ class MinkRetargeter:
 
     def __init__(self, model_dir: str | None = None, max_joint_velocity_rad_s: float = 6.0,
                  iterations_per_frame: int = 3, solver: str = "daqp", joint_limit_margin_rad: float = 0.02,
-                 **_ignored):
+                 max_ik_residual_m: float = 0.15, **_ignored):
         import mink  # noqa: PLC0415
         import mujoco  # noqa: PLC0415
 
@@ -96,6 +101,10 @@ class MinkRetargeter:
         self.posture.set_target(self.q_stand)
         self.max_joint_velocity_rad_s = float(max_joint_velocity_rad_s)
         self.joint_limit_margin_rad = float(joint_limit_margin_rad)
+        self.max_ik_residual_m = float(max_ik_residual_m)
+        self._residual_bodies = {name: mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, frames[name][0])
+                                 for name in ("pelvis", "left_foot", "right_foot", "left_hand", "right_hand")}
+        self._targets: dict[str, np.ndarray] = {}
         self.limits = [mink.ConfigurationLimit(m, min_distance_from_limits=self.joint_limit_margin_rad),
                        mink.VelocityLimit(m, {n: self.max_joint_velocity_rad_s for n in G1_JOINT_NAMES})]
         self._qadr = joint_qpos_addresses(m)
@@ -138,6 +147,12 @@ class MinkRetargeter:
         self.config.update(q)
         dt = 1.0 / motion.fps
         n = motion.num_frames
+        planted = detect_planted(k, motion.fps)  # (T, 4): heels, then toes
+        foot_planted = {side: planted[:, [FOOT_POINTS.index(f"{side}_heel"), FOOT_POINTS.index(f"{side}_toe")]].any(1)
+                        for side in ("left", "right")}
+        self._held_feet: dict[str, np.ndarray] = {}
+        residual = np.zeros(n)
+        worst = np.empty(n, dtype=object)
         out_q = np.zeros((n, 29))
         out_root = np.zeros((n, 3))
         out_quat = np.zeros((n, 4))
@@ -145,7 +160,8 @@ class MinkRetargeter:
         for t in range(n):
             if cancel is not None and cancel.is_set():
                 raise Canceled("retargeting canceled")
-            self._set_targets(k[t], motion.root_quat_wxyz[t], lower, s_arm)
+            self._set_targets(k[t], motion.root_quat_wxyz[t], lower, s_arm,
+                              {side: bool(v[t]) for side, v in foot_planted.items()})
             iters = self.iterations * (4 if t == 0 else 1)
             for _ in range(iters):
                 vel = mink.solve_ik(self.config, tasks, dt / self.iterations if t else dt, self.solver,
@@ -154,30 +170,49 @@ class MinkRetargeter:
             qt = self.config.q
             if not np.all(np.isfinite(qt)):
                 raise RetargetingError(f"IK diverged at frame {t}")
+            xpos = self.config.data.xpos
+            errs = {name: float(np.linalg.norm(xpos[b] - self._targets[name])) for name, b in self._residual_bodies.items()}
+            worst[t] = max(errs, key=errs.get)
+            residual[t] = errs[worst[t]]
             out_q[t] = qt[self._qadr]
             out_root[t] = qt[0:3]
             out_quat[t] = qt[3:7]
             if progress is not None and (t % 15 == 0 or t + 1 == n):
                 progress(t + 1, n, f"retargeted {t + 1}/{n} frames")
+        over = residual > self.max_ik_residual_m
+        if over.mean() > 0.05:
+            t = int(np.argmax(residual))
+            raise RetargetingError(
+                f"the robot cannot follow this motion: IK residual above {self.max_ik_residual_m:g} m in "
+                f"{over.mean():.0%} of the frames, up to {residual[t]:.2f} m ({worst[t]}) at frame {t} "
+                "(parameter max_ik_residual_m)")
         vel = np.gradient(out_q, dt, axis=0) if n > 1 else np.zeros_like(out_q)
-        return G1JointTrajectory(motion.fps, out_q, vel, out_root, out_quat)
+        return G1JointTrajectory(motion.fps, out_q, vel, out_root, out_quat, ik_residual_m=residual)
 
-    def _set_targets(self, kp: np.ndarray, root_quat_wxyz: np.ndarray, lower: "_LowerBodyMap", s_arm: float) -> None:
+    def _set_targets(self, kp: np.ndarray, root_quat_wxyz: np.ndarray, lower: "_LowerBodyMap", s_arm: float,
+                     planted: dict[str, bool]) -> None:
         SE3, SO3 = self._mink.SE3, self._mink.SO3
         ix = self._kp_index
         r_root = quat_wxyz_to_matrix(root_quat_wxyz)
         heading = rot_z(np.arctan2(r_root[1, 0], r_root[0, 0]))
         pelvis = lower(kp[ix["pelvis"]])
         self.tasks["pelvis"].set_target(SE3.from_rotation_and_translation(SO3.from_matrix(heading), pelvis))
+        self._targets["pelvis"] = pelvis
         torso_rot = _frame(kp[ix["neck"]] - kp[ix["pelvis"]], kp[ix["left_shoulder"]] - kp[ix["right_shoulder"]])
         self.tasks["torso"].set_target(SE3.from_rotation_and_translation(SO3.from_matrix(torso_rot), np.zeros(3)))
         for side in ("left", "right"):
             foot = lower(kp[ix[f"{side}_ankle"]])
             foot[2] = max(foot[2], self.ankle_z)
+            if planted[side]:  # where the plant began: no sliding
+                foot = self._held_feet.setdefault(side, np.array([foot[0], foot[1], self.ankle_z]))
+            else:
+                self._held_feet.pop(side, None)
             self.tasks[f"{side}_foot"].set_target(SE3.from_rotation_and_translation(SO3.from_matrix(heading), foot))
+            self._targets[f"{side}_foot"] = foot
             knee = lower(kp[ix[f"{side}_knee"]])
             self.tasks[f"{side}_knee"].set_target(SE3.from_rotation_and_translation(SO3.identity(), knee))
             shoulder = self._body_pos(f"{side}_shoulder_pitch_link")
             for task, name in ((f"{side}_elbow", f"{side}_elbow"), (f"{side}_hand", f"{side}_wrist")):
                 target = shoulder + s_arm * (kp[ix[name]] - kp[ix[f"{side}_shoulder"]])
                 self.tasks[task].set_target(SE3.from_rotation_and_translation(SO3.identity(), target))
+                self._targets[task] = target

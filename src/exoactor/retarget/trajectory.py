@@ -18,7 +18,9 @@ class G1JointTrajectory:
     """T frames at ``fps`` in Unitree motor order.
 
     positions_rad, velocities_rad_s: (T, 29); root_pos_world_m: (T, 3) floating-base (pelvis)
-    position from the IK; root_quat_wxyz: (T, 4) its orientation (w, x, y, z).
+    position from the IK; root_quat_wxyz: (T, 4) its orientation (w, x, y, z); ik_residual_m:
+    (T,) the IK's largest position error over its pelvis, feet and hand targets per frame (m),
+    when the retargeter reports it.
     """
 
     fps: float
@@ -26,6 +28,7 @@ class G1JointTrajectory:
     velocities_rad_s: np.ndarray
     root_pos_world_m: np.ndarray
     root_quat_wxyz: np.ndarray
+    ik_residual_m: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         t = len(self.positions_rad)
@@ -57,6 +60,8 @@ class G1JointTrajectory:
         return q, dq
 
     def save(self, path: Path | str, **extra: np.ndarray) -> Path:
+        if self.ik_residual_m is not None:
+            extra = {"ik_residual_m": self.ik_residual_m, **extra}
         np.savez_compressed(path, fps=self.fps, joint_names=np.array(G1_JOINT_NAMES), positions_rad=self.positions_rad,
                             velocities_rad_s=self.velocities_rad_s, root_pos_world_m=self.root_pos_world_m,
                             root_quat_wxyz=self.root_quat_wxyz, **extra)
@@ -66,4 +71,4 @@ class G1JointTrajectory:
     def load(cls, path: Path | str) -> "G1JointTrajectory":
         with np.load(path) as z:
             return cls(float(z["fps"]), z["positions_rad"], z["velocities_rad_s"], z["root_pos_world_m"],
-                       z["root_quat_wxyz"])
+                       z["root_quat_wxyz"], z["ik_residual_m"] if "ik_residual_m" in z.files else None)
