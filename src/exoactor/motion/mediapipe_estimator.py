@@ -9,6 +9,8 @@ human against its own skeleton (:mod:`exoactor.motion.mediapipe_regressor`, made
 """
 from __future__ import annotations
 
+import importlib
+import threading
 from pathlib import Path
 
 import cv2
@@ -64,8 +66,8 @@ class MediaPipeEstimator(MotionEstimator):
         self.smooth_sigma_frames = float(smooth_sigma_frames)
         self.min_detected_fraction = float(min_detected_fraction)
         self.fit = bool(fit)
-        if self.fit:  # import torch now, not during the first clip (seconds of CPU on a busy machine)
-            import torch  # noqa: F401, PLC0415
+        if self.fit:  # import torch now, in the background, not during the first clip (seconds of CPU)
+            threading.Thread(target=importlib.import_module, args=("torch",), name="import-torch", daemon=True).start()
         self._map = landmark_map(bool(regressor))
 
     def estimate(self, video_path: Path, camera: PinholeCamera, progress: ProgressCallback,
