@@ -237,7 +237,8 @@ def test_lowstates_with_a_bad_crc_are_dropped_and_stop_the_goal(rig, standing_ke
         robot.set_bad_crc(False)
     assert status == GoalStatus.STATUS_ABORTED and "no usable /lowstate" in result.message
     assert "LowStates dropped (bad CRC:" in result.message
-    assert 0.9 < t_done - fired[0] < 1.0 + 0.5  # the watchdog, not the fresh-but-bad states, decides
+    # the watchdog (1 s), not the fresh-but-bad states, decides; the rest is the switch and the result in transit
+    assert 0.9 < t_done - fired[0] < 1.0 + 1.0
     assert node.core.bad_states["bad CRC"] > 50
 
 
