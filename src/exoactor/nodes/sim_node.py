@@ -57,7 +57,8 @@ class G1SimNode(Node):
         p = functools.partial(declare, self)
         self.lowstate_rate = p("lowstate_rate_hz", 500.0, "LowState publish rate (Hz); the G1 publishes at 500 Hz")
         self.joint_state_rate = p("joint_state_rate_hz", 50.0, "JointState and TF publish rate (Hz)")
-        self.camera_rate = p("camera_rate_hz", 2.0, "exocentric camera frame rate (Hz); 0 disables rendering")
+        self.camera_rate = p("camera_rate_hz", 1.0, "exocentric camera frame rate (Hz); 0 disables rendering "
+                                                    "(each frame is ~0.2 s of CPU with software OpenGL)")
         self.marker_rate = p("marker_rate_hz", 5.0, "robot mesh MarkerArray rate for rviz2 (Hz); 0 disables")
         self.rt_priority = p("rt_priority", 80, "SCHED_FIFO priority (1-98) of the physics thread, the simulated "
                              "robot's own real-time loop, where permitted (CAP_SYS_NICE or an rtprio limit); 0 = off")
