@@ -81,3 +81,34 @@ def test_motion_validation_and_save_load(tmp_path, standing_keypoints):
     kp[1, 2, 0] = np.nan
     with pytest.raises(MotionEstimationError, match="NaN"):
         HumanMotion(30.0, kp, np.ones(kp.shape[:2]), kp[:, 0], np.tile([1.0, 0, 0, 0], (3, 1)), 1.7)
+
+
+def test_someone_else_picked_up_by_the_detector_is_flagged_and_bridged(standing_keypoints):
+    from exoactor.motion.human_motion import FLAG_OTHER_PERSON, FLAG_PARTIAL
+
+    t_count = 60
+    truth = np.stack([_placed(standing_keypoints, (0.01 * t, 0.0), 0.0) for t in range(t_count)])
+    seen = truth.copy()
+    seen[20:26] = _placed(standing_keypoints, (0.5, 2.0), 0.0)  # the detector jumps to a bystander 2 m away
+    uv, _ = CAM.project(seen)
+    rel_optical = (seen - seen[:, :1]) @ CAM.rot_world_from_optical
+    conf = np.ones((t_count, len(HUMAN_KEYPOINTS)))
+    conf[40:43, :15] = 0.1  # a partly hidden person
+    m = ground_motion(rel_optical, uv, conf, np.ones(t_count, bool), CAM, 30.0, "test", smooth_sigma_frames=0.0,
+                      fit=False)
+    other = (m.frame_flags & FLAG_OTHER_PERSON) > 0
+    assert other[20:26].all() and not other[:20].any() and not other[26:].any()
+    assert np.abs(m.root_pos_world_m - truth[:, KP["pelvis"]]).max() < 0.02  # the subject's path, bridged
+    assert ((m.frame_flags & FLAG_PARTIAL) > 0).sum() == 3 and m.frame_flags[41] & FLAG_PARTIAL
+
+
+def test_a_walk_is_not_mistaken_for_another_person(standing_keypoints):
+    from exoactor.motion.human_motion import FLAG_OTHER_PERSON
+
+    t_count = 120
+    truth = np.stack([_placed(standing_keypoints, (1.5 * t / 30.0, 0.0), 0.0) for t in range(t_count)])  # 1.5 m/s
+    uv, _ = CAM.project(truth)
+    rel_optical = (truth - truth[:, :1]) @ CAM.rot_world_from_optical
+    m = ground_motion(rel_optical, uv, np.ones((t_count, len(HUMAN_KEYPOINTS))), np.ones(t_count, bool), CAM, 30.0,
+                      "test", smooth_sigma_frames=0.0, fit=False)
+    assert not (m.frame_flags & FLAG_OTHER_PERSON).any()

@@ -14,14 +14,15 @@ import numpy as np
 from exoactor.geometry import PinholeCamera, matrix_to_quat_wxyz
 from exoactor.motion.clip_fit import FOOT_POINTS, SOLE_HEIGHT_M, fit_clip
 from exoactor.motion.filters import fill_gaps, gaussian_smooth
-from exoactor.motion.human_motion import FLAG_INTERPOLATED, FLAG_NO_PERSON, HumanMotion, MotionEstimationError
+from exoactor.motion.human_motion import (FLAG_INTERPOLATED, FLAG_NO_PERSON, FLAG_OTHER_PERSON, FLAG_PARTIAL,
+                                         HumanMotion, MotionEstimationError)
 from exoactor.skeleton import KP
 
 
 def ground_motion(rel_optical_m: np.ndarray, pixels_uv: np.ndarray, confidence: np.ndarray,
                   detected: np.ndarray, camera: PinholeCamera, fps: float, source: str,
                   smooth_sigma_frames: float = 1.5, min_detected_fraction: float = 0.5,
-                  fit: bool = True) -> HumanMotion:
+                  fit: bool = True, max_subject_jump_m: float = 1.0) -> HumanMotion:
     """World-grounded motion from per-frame relative keypoints.
 
     rel_optical_m: (T, J, 3) keypoints minus pelvis, in the camera optical axes, metres.
@@ -30,9 +31,15 @@ def ground_motion(rel_optical_m: np.ndarray, pixels_uv: np.ndarray, confidence: 
     t_count = len(detected)
     if t_count < 2:
         raise MotionEstimationError(f"the video has {t_count} frame(s); at least 2 are needed")
-    frac = float(np.mean(detected))
-    if frac == 0:
+    detected = np.asarray(detected, bool)
+    if not detected.any():
         raise MotionEstimationError("no person was detected in any frame of the video")
+    # The main subject: a detection standing far from where the clip's person stands around that
+    # frame is someone else (the detector switched people); those frames count as without the person.
+    other = other_person_frames(rel_optical_m @ camera.rot_world_from_optical.T, pixels_uv, detected, camera,
+                                max_subject_jump_m)
+    detected = detected & ~other
+    frac = float(np.mean(detected))
     if frac < min_detected_fraction:
         raise MotionEstimationError(
             f"a person was detected in only {frac:.0%} of the frames (need {min_detected_fraction:.0%})")
@@ -62,7 +69,39 @@ def ground_motion(rel_optical_m: np.ndarray, pixels_uv: np.ndarray, confidence: 
         except FloatingPointError as e:
             raise MotionEstimationError(f"the skeleton fit failed: {e}") from e
     flags = np.where(detected, 0, FLAG_INTERPOLATED | FLAG_NO_PERSON).astype(np.uint8)
+    flags[other] |= FLAG_OTHER_PERSON
+    partial = detected & (np.mean(np.asarray(confidence) >= 0.5, axis=1) < 0.6)
+    flags[partial] |= FLAG_PARTIAL
     return motion_from_keypoints(kp, conf, flags, fps, source)
+
+
+def _floor_root(rel_w: np.ndarray, uv: np.ndarray, camera: PinholeCamera) -> np.ndarray:
+    """(N, 3) root per frame from its lowest foot landmark touching the floor (NaN where its ray misses)."""
+    foot_idx = np.array([KP[n] for n in FOOT_POINTS])
+    sole = np.array([SOLE_HEIGHT_M[n] for n in FOOT_POINTS])
+    lowest = np.argmin(rel_w[:, foot_idx, 2] - sole[None], axis=1)
+    j = foot_idx[lowest]
+    rows = np.arange(len(rel_w))
+    return camera.intersect_horizontal_plane(uv[rows, j], sole[lowest]) - rel_w[rows, j]
+
+
+def other_person_frames(rel_w: np.ndarray, uv: np.ndarray, detected: np.ndarray, camera: PinholeCamera,
+                        max_jump_m: float, window: int = 31) -> np.ndarray:
+    """(T,) bool: detected frames whose person stands (horizontally) over ``max_jump_m`` from the median
+    position of the detections within +-``window`` // 2 detected frames around it."""
+    idx = np.flatnonzero(detected)
+    out = np.zeros(len(detected), bool)
+    if len(idx) < 3 or max_jump_m <= 0:
+        return out
+    root = _floor_root(rel_w[idx], uv[idx], camera)[:, :2]
+    finite = np.all(np.isfinite(root), axis=1)
+    half = window // 2
+    for k, t in enumerate(idx):
+        near = root[max(0, k - half):k + half + 1]
+        near = near[np.all(np.isfinite(near), axis=1)]
+        if finite[k] and len(near) >= 3 and np.linalg.norm(root[k] - np.median(near, axis=0)) > max_jump_m:
+            out[t] = True
+    return out
 
 
 def motion_from_keypoints(kp: np.ndarray, conf: np.ndarray, flags: np.ndarray, fps: float,

@@ -14,6 +14,10 @@ from exoactor.skeleton import HUMAN_KEYPOINTS
 
 FLAG_INTERPOLATED = 1
 FLAG_NO_PERSON = 2
+FLAG_PARTIAL = 4
+"""The person is only partly seen (most keypoints with low confidence)."""
+FLAG_OTHER_PERSON = 8
+"""The detector found someone far from the clip's subject (another person): treated as no person."""
 
 
 class MotionEstimationError(RuntimeError):
@@ -28,7 +32,7 @@ class HumanMotion:
     confidence: (T, J) in [0, 1].
     root_pos_world_m: (T, 3) pelvis position, metres.
     root_quat_wxyz: (T, 4) pelvis orientation (w, x, y, z); pelvis x axis = facing direction.
-    frame_flags: (T,) uint8 bit set of FLAG_INTERPOLATED / FLAG_NO_PERSON.
+    frame_flags: (T,) uint8 bit set of FLAG_INTERPOLATED / FLAG_NO_PERSON / FLAG_PARTIAL / FLAG_OTHER_PERSON.
     """
 
     fps: float
