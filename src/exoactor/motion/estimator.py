@@ -5,8 +5,17 @@ import abc
 from pathlib import Path
 
 from exoactor.geometry import PinholeCamera
-from exoactor.motion.human_motion import HumanMotion
+from exoactor.motion.human_motion import HumanMotion, MotionEstimationError
 from exoactor.progress import CancelToken, ProgressCallback
+from exoactor.video.io import VideoReadError, video_info
+
+
+def input_video_info(video_path: Path) -> tuple[float, int, int, int]:
+    """(fps, frame count, width, height) of an estimator's input; MotionEstimationError if unreadable."""
+    try:
+        return video_info(video_path)
+    except VideoReadError as e:
+        raise MotionEstimationError(str(e)) from e
 
 
 class MotionEstimator(abc.ABC):

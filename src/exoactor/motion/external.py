@@ -31,13 +31,12 @@ import numpy as np
 
 from exoactor.geometry import PinholeCamera
 from exoactor.motion.clip_fit import FOOT_POINTS, SOLE_HEIGHT_M
-from exoactor.motion.estimator import MotionEstimator
+from exoactor.motion.estimator import MotionEstimator, input_video_info
 from exoactor.motion.grounding import motion_from_keypoints
 from exoactor.motion.human_motion import HumanMotion, MotionEstimationError
 from exoactor.motion.smpl_body import SmplBody, SmplModelError, SmplParams
 from exoactor.progress import Canceled, CancelToken, ProgressCallback
 from exoactor.skeleton import KP
-from exoactor.video.io import VideoReadError, video_info
 
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 """Rotation taking a y-up world (gravity along -y) to a z-up one: (x, y, z) -> (x, -z, y)."""
@@ -100,10 +99,7 @@ class ExternalEstimator(MotionEstimator):
 
     def estimate(self, video_path: Path, camera: PinholeCamera, progress: ProgressCallback,
                  cancel: CancelToken) -> HumanMotion:
-        try:
-            fps, n, w, h = video_info(video_path)
-        except VideoReadError as e:
-            raise MotionEstimationError(str(e)) from e
+        fps, n, w, h = input_video_info(video_path)
         if n < 2 or fps <= 0:
             raise MotionEstimationError(f"the video {Path(video_path).name} has {n} frame(s) at {fps:g} fps")
         cam = _camera_at(camera, w, h)

@@ -36,25 +36,17 @@ def ground_motion(rel_optical_m: np.ndarray, pixels_uv: np.ndarray, confidence: 
         raise MotionEstimationError("no person was detected in any frame of the video")
     # The main subject: a detection standing far from where the clip's person stands around that
     # frame is someone else (the detector switched people); those frames count as without the person.
-    other = other_person_frames(rel_optical_m @ camera.rot_world_from_optical.T, pixels_uv, detected, camera,
-                                max_subject_jump_m)
+    rel_w = rel_optical_m @ camera.rot_world_from_optical.T
+    other = other_person_frames(rel_w, pixels_uv, detected, camera, max_subject_jump_m)
     detected = detected & ~other
     frac = float(np.mean(detected))
     if frac < min_detected_fraction:
         raise MotionEstimationError(
             f"a person was detected in only {frac:.0%} of the frames (need {min_detected_fraction:.0%})")
-    rel_w = rel_optical_m @ camera.rot_world_from_optical.T
     rel_w = fill_gaps(rel_w, detected)
     uv = fill_gaps(pixels_uv, detected)
     conf = np.where(detected[:, None], confidence, 0.0)
-    # Absolute position: the lowest foot landmark touches the floor.
-    foot_idx = np.array([KP[n] for n in FOOT_POINTS])
-    sole = np.array([SOLE_HEIGHT_M[n] for n in FOOT_POINTS])
-    lowest = np.argmin(rel_w[:, foot_idx, 2] - sole[None], axis=1)
-    j = foot_idx[lowest]
-    foot_uv = uv[np.arange(t_count), j]
-    foot_world = camera.intersect_horizontal_plane(foot_uv, sole[lowest])
-    root = foot_world - rel_w[np.arange(t_count), j]
+    root = _floor_root(rel_w, uv, camera)  # absolute position: the lowest foot landmark touches the floor
     bad = ~np.all(np.isfinite(root), axis=1)
     if bad.all():
         raise MotionEstimationError("the person's feet are not on the floor as seen from the camera "

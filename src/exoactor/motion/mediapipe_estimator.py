@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 
 from exoactor.geometry import PinholeCamera
-from exoactor.motion.estimator import MotionEstimator
+from exoactor.motion.estimator import MotionEstimator, input_video_info
 from exoactor.motion.grounding import ground_motion
 from exoactor.motion.human_motion import HumanMotion, MotionEstimationError
 from exoactor.motion.mediapipe_regressor import WEIGHTS
 from exoactor.progress import Canceled, CancelToken, ProgressCallback
 from exoactor.skeleton import HUMAN_KEYPOINTS
-from exoactor.video.io import VideoReadError, read_video_frames, video_info
+from exoactor.video.io import read_video_frames
 
 # HUMAN_KEYPOINTS -> MediaPipe landmark indices averaged to make it: the hand-made mapping, the
 # prior of the learned one (mediapipe_regressor.WEIGHTS) and used with ``regressor=False``.
@@ -74,10 +74,7 @@ class MediaPipeEstimator(MotionEstimator):
                  cancel: CancelToken) -> HumanMotion:
         import mediapipe as mp  # noqa: PLC0415
 
-        try:
-            fps, n, w, h = video_info(video_path)
-        except VideoReadError as e:
-            raise MotionEstimationError(str(e)) from e
+        fps, n, w, h = input_video_info(video_path)
         if min(w, h) < 64:
             raise MotionEstimationError(f"the video is {w}x{h}; at least 64 pixels per side are needed")
         sx, sy = camera.width / w, camera.height / h
