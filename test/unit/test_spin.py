@@ -115,3 +115,88 @@ def test_a_signal_during_start_up_ends_the_process_at_once_and_cleanly(sig):
             proc.kill()
     assert proc.returncode == 0 and took < 3.0, (proc.returncode, took, out)
     assert "terminate called" not in out and "Traceback" not in out, out
+
+
+class _HandleThatRecordsRequests:
+    """Stands in for the rcl handle: sending a goal request only records its sequence number."""
+
+    def __init__(self):
+        self.sent = []
+
+    def send_goal_request(self, _request):
+        self.sent.append(len(self.sent) + 1)
+        return self.sent[-1]
+
+
+class _RespondsWhenFeedbackIsRegistered(dict):
+    """The executor thread processing the goal response at the moment the feedback callback is stored."""
+
+    def __init__(self, respond):
+        super().__init__()
+        self.respond = respond
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self.respond()
+
+
+def _goal_response_race(client):
+    """Send a goal while an 'executor' answers every request already sent when the feedback callback is
+    stored (in rclpy, after its lock is released); returns (returned future, futures answered)."""
+    handle = _HandleThatRecordsRequests()
+    real_handle, client._client_handle = client._client_handle, handle
+    answered = []
+
+    def respond():
+        for seq in [s for s in handle.sent if s not in answered]:
+            answered.append(seq)
+            response = TrackMotion.Impl.SendGoalService.Response(accepted=True)
+            coro = client.execute({"goal": (seq, response)})
+            with pytest.raises(StopIteration):
+                coro.send(None)
+
+    client._feedback_callbacks = _RespondsWhenFeedbackIsRegistered(respond)
+    try:
+        future = client.send_goal_async(TrackMotion.Goal(), feedback_callback=lambda _fb: None)
+        respond()  # the executor's next turn answers what is left
+    finally:
+        client._client_handle = real_handle
+    return future, answered
+
+
+def test_rclpy_send_goal_async_can_return_a_future_that_never_completes(node):
+    """rclpy's race (if rclpy fixes it, this test says the override can go)."""
+    client = RclpyActionClient(node, TrackMotion, "exoactor_test/track")
+    future, answered = _goal_response_race(client)
+    assert answered == [1] and not future.done()
+    client.destroy()
+
+
+def test_send_goal_async_returns_the_future_the_response_completes(node):
+    client = ActionClient(node, TrackMotion, "exoactor_test/track")
+    future, answered = _goal_response_race(client)
+    assert answered == [1] and future.done() and future.result().accepted
+    assert not client._pending_goal_requests and not client._goal_sequence_number_to_goal_id
+    assert len(client._feedback_callbacks) == 1  # kept for the accepted goal's feedback
+    client.destroy()
+
+
+def test_a_rejected_goal_forgets_its_feedback_callback(node):
+    client = ActionClient(node, TrackMotion, "exoactor_test/track")
+    client._client_handle, real = _HandleThatRecordsRequests(), client._client_handle
+    try:
+        future = client.send_goal_async(TrackMotion.Goal(), feedback_callback=lambda _fb: None)
+        coro = client.execute({"goal": (1, TrackMotion.Impl.SendGoalService.Response(accepted=False))})
+        with pytest.raises(StopIteration):
+            coro.send(None)
+    finally:
+        client._client_handle = real
+    assert future.done() and not future.result().accepted and not client._feedback_callbacks
+    client.destroy()
+
+
+def test_send_goal_async_checks_the_goal_type(node):
+    client = ActionClient(node, TrackMotion, "exoactor_test/track")
+    with pytest.raises(TypeError, match="expected a goal of type"):
+        client.send_goal_async(TrackMotion.Result())
+    client.destroy()

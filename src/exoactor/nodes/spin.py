@@ -25,6 +25,7 @@ import rclpy
 from rclpy.action import ActionClient as _RclpyActionClient
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.task import Future
 
 from exoactor.g1.model import RobotModelError
 from exoactor.launcher import LAUNCHER_PID_ENV
@@ -69,6 +70,41 @@ class ActionClient(_RclpyActionClient):
     @_lock.setter
     def _lock(self, _late_lock) -> None:
         pass
+
+    def send_goal_async(self, goal, feedback_callback=None, goal_uuid=None) -> Future:
+        """rclpy's ``send_goal_async``, with the future it returns registered before the request is sent.
+
+        rclpy (Kilted) registers one future under its lock, sends the request, releases the lock, then
+        replaces that future with a second one, which it returns: a goal response processed by an
+        executor thread in between completes the first future, and the one the caller waits on never
+        completes (a goal "not answered", seen in CI). Here one future is registered, with the feedback
+        callback, under the lock the executor takes to read responses, and that future is returned.
+        """
+        if not isinstance(goal, self._action_type.Goal):
+            raise TypeError(f"expected a goal of type {self._action_type.Goal.__name__}, got {type(goal).__name__}")
+        request = self._action_type.Impl.SendGoalService.Request()
+        request.goal_id = self._generate_random_uuid() if goal_uuid is None else goal_uuid
+        request.goal = goal
+        goal_key = bytes(request.goal_id.uuid)
+        future = Future()
+        with self._lock:
+            if feedback_callback is not None:
+                self._feedback_callbacks[goal_key] = feedback_callback
+            sequence_number = self._client_handle.send_goal_request(request)
+            if sequence_number in self._pending_goal_requests:
+                raise RuntimeError(f"goal request sequence number {sequence_number} is already pending")
+            self._pending_goal_requests[sequence_number] = future
+            self._goal_sequence_number_to_goal_id[sequence_number] = request.goal_id
+            future.add_done_callback(self._remove_pending_goal_request)
+            future.add_done_callback(lambda f: self._forget_feedback_of_rejected(f, goal_key))
+            self.add_future(future)  # the executor is woken when it completes
+        return future
+
+    def _forget_feedback_of_rejected(self, future: Future, goal_key: bytes) -> None:
+        ok = future.done() and not future.cancelled() and future.exception() is None
+        handle = future.result() if ok else None
+        if handle is None or not handle.accepted:
+            self._feedback_callbacks.pop(goal_key, None)
 
 
 def wait_for(future, timeout_s: float, should_stop: Callable[[], bool] = lambda: False, poll_s: float = 0.05):
