@@ -163,6 +163,19 @@ def _damped(frame):
     return not frame.kp[:29].any() and np.all(frame.kd[:29] == 8.0)
 
 
+def test_retargeting_runs_in_a_child_process_at_the_lowest_priority(rig, standing_keypoints):
+    from exoactor.retarget.worker import RetargetWorker
+
+    node, _, _, client = rig
+    worker = node.retargeter
+    assert isinstance(worker, RetargetWorker) and worker.pid not in (None, os.getpid())
+    assert os.getpriority(os.PRIO_PROCESS, worker.pid) == 19
+    status, result, _, _ = _run(client, _goal(standing_keypoints, 1.0))
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+    assert result.backend == "mink_pd" and result.trajectory.num_frames == 30
+    assert worker.pid not in (None, os.getpid())
+
+
 def test_an_exception_in_the_loop_aborts_the_goal_at_once_and_damping_continues(rig, standing_keypoints):
     node, _, robot, client = rig
     real_build = node.writer.build

@@ -32,7 +32,7 @@ from exoactor.control.loop import ControlLoop
 from exoactor.control.sinks import ExecutionError
 from exoactor.control.tracker import JointTrackingController, Phase
 from exoactor.g1.joints import DEFAULT_KD, DEFAULT_KP, G1_JOINT_NAMES
-from exoactor.g1.model import joint_ranges_rad, stand_pose_rad, torque_limits_nm
+from exoactor.g1.model import joint_ranges_rad, load_g1_model, stand_pose_rad, torque_limits_nm
 from exoactor.g1.safety import DEFAULT_KD_MAX, DEFAULT_KP_MAX, CommandLimits, UnsafeCommandError
 from exoactor.motion.human_motion import MotionEstimationError
 from exoactor.msg import G1JointTrajectory as G1JointTrajectoryMsg
@@ -47,6 +47,7 @@ from exoactor.progress import Canceled
 from exoactor.realtime import MAX_RT_PRIORITY, make_named_threads_realtime, make_thread_realtime, normal_priority
 from exoactor.registry import load_backend
 from exoactor.retarget import RETARGET_BACKENDS, RetargetingError
+from exoactor.retarget.worker import RetargetWorker
 
 
 GIL_SWITCH_INTERVAL_S = 0.0005
@@ -99,6 +100,9 @@ class TrackingNode(Node):
                             "simulator's ground truth, or your state estimator) for the leg policy's outer loops; "
                             "'' = none: the policy runs open loop and drifts (~0.25 m/s)")
         model_dir = p("model_dir", "", "folder with Menagerie's unitree_g1 files; '' = mujoco-menagerie package")
+        retarget_process = p("retarget_process", True, "retarget in a child process at nice 19, so this process "
+                             "does nothing but control (the IK's Python would hold the GIL the 500 Hz loop waits "
+                             "for); false: in this process")
         self._check_config(kp, kd, kp_max, kd_max, vmax, margin, temp_warn, temp_stop)
         if self.lower_body_mode not in ("policy", "trajectory"):
             raise ConfigError(f"parameter 'lower_body' must be policy or trajectory, got {self.lower_body_mode!r}")
@@ -116,10 +120,13 @@ class TrackingNode(Node):
         # The loop thread waits for the GIL whenever another thread of this process runs Python:
         # hand it over every 0.5 ms instead of CPython's 5 ms.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        self.retargeter = load_backend(RETARGET_BACKENDS, backend, "retargeting", model_dir=model_dir or None,
-                                       max_joint_velocity_rad_s=vmax, joint_limit_margin_rad=margin,
-                                       max_ik_residual_m=max_residual)
-        model = self.retargeter.model
+        retarget_kwargs = {"model_dir": model_dir or None, "max_joint_velocity_rad_s": vmax,
+                           "joint_limit_margin_rad": margin, "max_ik_residual_m": max_residual}
+        if retarget_process:  # the IK's Python never holds this process's GIL (the 500 Hz loop waits on it)
+            self.retargeter = RetargetWorker(RETARGET_BACKENDS, backend, **retarget_kwargs)
+        else:
+            self.retargeter = load_backend(RETARGET_BACKENDS, backend, "retargeting", **retarget_kwargs)
+        model = load_g1_model(model_dir or None, with_floor=False)
         self.limits = CommandLimits.from_ranges(joint_ranges_rad(model), vmax, margin, 1.0 / self.rate_hz,
                                                 kp_max, kd_max, tau_max_nm=torque_limits_nm(model))
         self.controller = JointTrackingController(self.limits, kp, kd, stand_pose_rad(model), ramp_min, ramp_speed,
@@ -438,6 +445,8 @@ class TrackingNode(Node):
     def close(self) -> None:
         if self.sink is not None:
             self.sink.close()
+        if isinstance(self.retargeter, RetargetWorker):
+            self.retargeter.close()
         self._stop.set()
         self._io_executor.shutdown(timeout_sec=1.0)
         # Both threads run rclpy code: one still running when the process exits aborts it (C++ terminate).
