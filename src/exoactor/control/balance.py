@@ -35,7 +35,11 @@ WAIST = slice(12, 15)
 LEGS = slice(0, NUM_LEG_JOINTS)
 
 PELVIS_DROP_LIMIT_M = 0.08
-"""A step whose pelvis goes this much below its start height needs the legs (squat, sit, bend)."""
+"""A step whose pelvis stays this much below its start height for PELVIS_DROP_HOLD_S needs the legs
+(squat, sit, bend)."""
+PELVIS_DROP_HOLD_S = 0.5
+"""How long a drop must last to count: shorter dips are a walk's strides (the IK lowers the pelvis
+for a few tenths of a second at each long stride), which the leg policy walks with its own gait."""
 WAIST_PITCH = 14
 WAIST_PITCH_LIMIT_RAD = np.deg2rad(20.0)
 """A step bending the waist further than this needs the gantry."""
@@ -73,7 +77,10 @@ def whole_body_reason(traj: G1JointTrajectory) -> str:
     """Why the leg policy cannot run this step ('' when it can): the pelvis goes down, or the torso
     bends far (the policy balances a nearly upright, rigid torso)."""
     z = traj.root_pos_world_m[:, 2]
-    drop = float(z[0] - np.min(z))
+    w = max(1, min(len(z), int(round(PELVIS_DROP_HOLD_S * traj.fps))))
+    # the lowest height the pelvis keeps for PELVIS_DROP_HOLD_S: a walk's dips at every stride pass
+    held = np.lib.stride_tricks.sliding_window_view(z, w).max(axis=1)
+    drop = float(z[0] - np.min(held))
     if drop > PELVIS_DROP_LIMIT_M:
         return (f"the step lowers the pelvis by {drop:.2f} m (more than {PELVIS_DROP_LIMIT_M:.2f} m: a squat, sit "
                 "or bend), which the leg policy cannot do")

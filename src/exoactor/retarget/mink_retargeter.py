@@ -1,8 +1,9 @@
 """Whole-body IK retargeting with mink on the Menagerie G1.
 
 Correspondences: pelvis (position + heading), torso (orientation), feet (position + flat,
-heading), knees and elbows (position, low weight), wrists (position). Lower-body targets are the
-human's scaled by the leg-length ratio; arm targets hang from the robot's own shoulders, scaled
+heading), knees and elbows (position, low weight), wrists (position). The pelvis goes where the
+human's goes (1:1 horizontally: the robot walks the distance the human walked), knee and foot
+targets keep their offset from it scaled by the leg-length ratio; arm targets hang from the robot's own shoulders, scaled
 by the arm-length ratio. Each frame warm-starts from the previous one; joint position limits
 (ConfigurationLimit, kept ``joint_limit_margin_rad`` inside the limits: the same margin as the
 safety layer's) and velocity limits (VelocityLimit) are enforced by the QP; feet targets never go
@@ -56,16 +57,21 @@ def _frame(z_axis: np.ndarray, y_hint: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _LowerBodyMap:
-    """Human world point -> robot world point for pelvis, knees and feet."""
+    """Human world point -> robot world point for pelvis, knees and feet.
+
+    Horizontally the robot's pelvis goes where the human's goes (1:1: a walk of 1 m in the video is
+    a walk of 1 m, and the robot reaches what the human reached in the scene); knees and feet keep
+    their offset from the pelvis scaled by the leg-length ratio ``s_xy``. Vertically heights above
+    the ankle scale by ``s_z``."""
 
     s_xy: float
     s_z: float
     human_ankle_z: float
     robot_ankle_z: float
 
-    def __call__(self, p: np.ndarray) -> np.ndarray:
-        return np.array([self.s_xy * p[0], self.s_xy * p[1],
-                         self.robot_ankle_z + self.s_z * (p[2] - self.human_ankle_z)])
+    def __call__(self, p: np.ndarray, pelvis: np.ndarray) -> np.ndarray:
+        xy = pelvis[:2] + self.s_xy * (p[:2] - pelvis[:2])
+        return np.array([xy[0], xy[1], self.robot_ankle_z + self.s_z * (p[2] - self.human_ankle_z)])
 
 
 class MinkRetargeter:
@@ -135,14 +141,15 @@ class MinkRetargeter:
             raise RetargetingError(f"implausible human limb lengths (leg {human_leg:.2f} m, arm {human_arm:.2f} m)")
         s_arm = self.arm_len / human_arm
         human_ankle_z = float(np.median(np.minimum(k[:, ix["left_ankle"], 2], k[:, ix["right_ankle"], 2])))
-        # Lower body: horizontal scale by leg length; vertical so that a standing human (pelvis
-        # one straight leg above the ankle) maps onto the robot's standing pelvis height.
+        # Lower body: the pelvis 1:1 horizontally, the legs' offsets from it scaled by leg length;
+        # vertical so that a standing human (pelvis one straight leg above the ankle) maps onto the
+        # robot's standing pelvis height.
         lower = _LowerBodyMap(s_xy=self.leg_len / human_leg,
                               s_z=(self.stand_pelvis_z - self.ankle_z) / human_leg,
                               human_ankle_z=human_ankle_z, robot_ankle_z=self.ankle_z)
         # Start from the stand pose under the first frame's pelvis, so the first frame converges.
         q = self.q_stand.copy()
-        q[0:2] = lower(motion.root_pos_world_m[0])[:2]
+        q[0:2] = motion.root_pos_world_m[0, :2]
         q[3:7] = matrix_to_quat_wxyz(rot_z(np.arctan2(*quat_wxyz_to_matrix(motion.root_quat_wxyz[0])[[1, 0], 0])))
         self.config.update(q)
         dt = 1.0 / motion.fps
@@ -195,13 +202,14 @@ class MinkRetargeter:
         ix = self._kp_index
         r_root = quat_wxyz_to_matrix(root_quat_wxyz)
         heading = rot_z(np.arctan2(r_root[1, 0], r_root[0, 0]))
-        pelvis = lower(kp[ix["pelvis"]])
+        human_pelvis = kp[ix["pelvis"]]
+        pelvis = lower(human_pelvis, human_pelvis)
         self.tasks["pelvis"].set_target(SE3.from_rotation_and_translation(SO3.from_matrix(heading), pelvis))
         self._targets["pelvis"] = pelvis
         torso_rot = _frame(kp[ix["neck"]] - kp[ix["pelvis"]], kp[ix["left_shoulder"]] - kp[ix["right_shoulder"]])
         self.tasks["torso"].set_target(SE3.from_rotation_and_translation(SO3.from_matrix(torso_rot), np.zeros(3)))
         for side in ("left", "right"):
-            foot = lower(kp[ix[f"{side}_ankle"]])
+            foot = lower(kp[ix[f"{side}_ankle"]], human_pelvis)
             foot[2] = max(foot[2], self.ankle_z)
             if planted[side]:  # where the plant began: no sliding
                 foot = self._held_feet.setdefault(side, np.array([foot[0], foot[1], self.ankle_z]))
@@ -209,7 +217,7 @@ class MinkRetargeter:
                 self._held_feet.pop(side, None)
             self.tasks[f"{side}_foot"].set_target(SE3.from_rotation_and_translation(SO3.from_matrix(heading), foot))
             self._targets[f"{side}_foot"] = foot
-            knee = lower(kp[ix[f"{side}_knee"]])
+            knee = lower(kp[ix[f"{side}_knee"]], human_pelvis)
             self.tasks[f"{side}_knee"].set_target(SE3.from_rotation_and_translation(SO3.identity(), knee))
             shoulder = self._body_pos(f"{side}_shoulder_pitch_link")
             for task, name in ((f"{side}_elbow", f"{side}_elbow"), (f"{side}_hand", f"{side}_wrist")):
