@@ -297,3 +297,42 @@ def test_retargeter_refuses_misordered_keypoints_and_uses_the_safety_margin(stan
     m.keypoint_names = HUMAN_KEYPOINTS
     tr = r.retarget(m)
     assert np.all(tr.positions_rad >= rng[:, 0] + 0.1 - 1e-3) and np.all(tr.positions_rad <= rng[:, 1] - 0.1 + 1e-3)
+
+
+class _LowerBodyStub:
+    """A closed-loop lower body that is always due and counts its steps."""
+
+    closed_loop = True
+
+    def __init__(self):
+        self.updates = 0
+
+    def due(self, _t):
+        return True
+
+    def update(self, _t, _sample, _odom):
+        self.updates += 1
+
+    def disengage(self):
+        pass
+
+    def overlay(self, q, dq, kp, kd):
+        return q, dq, kp, kd
+
+
+def test_odometry_may_lag_up_to_its_own_timeout_then_execution_stops(io, limits, stand):
+    from exoactor.control.balance import BaseOdometry
+
+    rig = Rig(io, limits, stand, odom_timeout_s=1.0)
+    rig.c.lower_body = _LowerBodyStub()
+    rig.start_goal()
+    odom = BaseOdometry(np.array([0.0, 0.0, 0.79]), np.array([1.0, 0, 0, 0]), np.zeros(3), np.zeros(3))
+    rig.loop.on_odometry(odom, rig.t)
+    for _ in range(int(0.9 / PERIOD)):  # 0.9 s without odometry (lost best-effort messages): still running
+        rig.step()
+        rig.loop.after_tick(rig.t)
+    assert not rig.loop.stopped.is_set() and rig.c.lower_body.updates > 400
+    for _ in range(int(0.2 / PERIOD)):
+        rig.step()
+        rig.loop.after_tick(rig.t)
+    assert rig.loop.stopped.is_set() and "no odometry for the leg policy for 1.00 s" in rig.loop.stop_reason

@@ -35,13 +35,17 @@ class ControlLoop:
     def __init__(self, controller: JointTrackingController, parse_state: Callable[[bytes], LowStateSample],
                  encode: Callable[[JointCommand, int], Any], state_timeout_s: float = 0.25,
                  temperature_warn_c: float = 80.0, temperature_stop_c: float = 95.0, log: Log | None = None,
-                 observe_period_s: float = 0.005):
+                 observe_period_s: float = 0.005, odom_timeout_s: float = 1.0):
         if not temperature_warn_c <= temperature_stop_c:
             raise ValueError(f"temperature warning {temperature_warn_c} C above the stop {temperature_stop_c} C")
         self.controller = controller
         self.parse_state = parse_state
         self.encode = encode
         self.state_timeout_s = float(state_timeout_s)
+        self.odom_timeout_s = float(odom_timeout_s)
+        """Oldest odometry the leg policy's outer loops may use (they average over a gait period, so a
+        gap of a few messages of a best-effort topic is harmless; the LowState watchdog is what
+        protects the robot)."""
         self.temperature_warn_c = float(temperature_warn_c)
         self.temperature_stop_c = float(temperature_stop_c)
         self._log = log or (lambda _level, _msg: None)
@@ -135,7 +139,7 @@ class ControlLoop:
                 self.stop(fell)
                 return
             odom, odom_age = self.odometry(t_now)
-            if lb.closed_loop and (odom is None or odom_age > self.state_timeout_s):
+            if lb.closed_loop and (odom is None or odom_age > self.odom_timeout_s):
                 self.stop("no odometry for the leg policy " + (f"for {odom_age:.2f} s" if odom is not None
                                                                else "received"))
                 return

@@ -51,6 +51,35 @@ from exoactor.sim.g1_sim import ElasticBand, G1Simulator
 _MARKER_TYPES = {"mesh": Marker.MESH_RESOURCE, "box": Marker.CUBE, "sphere": Marker.SPHERE, "cylinder": Marker.CYLINDER}
 
 
+
+class _LagReport:
+    """Says (every REPORT_S at most) when the physics fell behind real time, and by how much: beyond
+    ``max_catch_up_steps`` that time is dropped (simulated time runs slower than real time)."""
+
+    LATE_STEPS = 5
+    """Behind by more than this many steps (10 ms at 2 ms) counts."""
+    REPORT_S = 5.0
+
+    def __init__(self, dt_s: float, logger):
+        self.dt_s, self.logger = dt_s, logger
+        self.worst = self.count = 0
+        self.total = 0
+        self._next = self.REPORT_S
+
+    def record(self, behind: int, now_s: float) -> None:
+        if behind > self.LATE_STEPS:
+            self.count += 1
+            self.total += 1
+            self.worst = max(self.worst, behind)
+        if now_s >= self._next:
+            if self.count:
+                self.logger.warning(f"physics fell behind real time {self.count} time(s) in the last "
+                                    f"{self.REPORT_S:.0f} s, by up to {self.worst * self.dt_s * 1e3:.0f} ms "
+                                    f"({self.total} since start-up; simulated time slowed down): this machine is "
+                                    "overloaded")
+            self.worst = self.count = 0
+            self._next = now_s + self.REPORT_S
+
 class G1SimNode(Node):
     def __init__(self):
         super().__init__("g1_sim")
@@ -59,12 +88,22 @@ class G1SimNode(Node):
         self.joint_state_rate = p("joint_state_rate_hz", 50.0, "JointState and TF publish rate (Hz)")
         self.camera_rate = p("camera_rate_hz", 1.0, "exocentric camera frame rate (Hz); 0 disables rendering "
                                                     "(each frame is ~0.2 s of CPU with software OpenGL)")
+        self.max_catch_up = p("max_catch_up_steps", 2, "when the physics falls behind real time (an overloaded "
+                              "machine), at most this many steps run at once and the rest of the lost time is "
+                              "dropped: the simulation slows down instead of jumping ahead, since a jump applies one "
+                              "command for many steps, as to a robot whose controller stalled")
+        if self.max_catch_up < 1:
+            raise ConfigError(f"parameter 'max_catch_up_steps' must be >= 1, got {self.max_catch_up}")
         self.marker_rate = p("marker_rate_hz", 5.0, "robot mesh MarkerArray rate for rviz2 (Hz); 0 disables")
         self.rt_priority = p("rt_priority", 80, "SCHED_FIFO priority (1-98) of the physics thread, the simulated "
                              "robot's own real-time loop, where permitted (CAP_SYS_NICE or an rtprio limit); 0 = off")
         if not 0 <= self.rt_priority < MAX_RT_PRIORITY:
             raise ConfigError(f"parameter 'rt_priority' must be 0 (off) or 1-{MAX_RT_PRIORITY - 1}, "
                               f"got {self.rt_priority}")
+        # Run as its own process (spin_node), the other threads (main, executor, rclpy's; the camera once
+        # its renderer's workers exist) run real-time at a low priority: none may then hold the GIL while
+        # the machine's batch work preempts it, which would stall the physics thread waiting for it.
+        self.other_threads_rt_priority = max(1, self.rt_priority - 60) if self.rt_priority else 0
         mode_machine = p("mode_machine", 5, "mode_machine reported in LowState (5 = G1 29-DoF)")
         calibration = declare_look_at(self, "camera")
         band = ElasticBand(
@@ -129,6 +168,8 @@ class G1SimNode(Node):
         self._render_thread = threading.Thread(target=self._render_loop, name="camera", daemon=True)
         if self.camera_rate > 0:
             self._render_thread.start()
+        self.normal_priority_threads = [self._render_thread] if self.camera_rate > 0 else []
+        """Left at normal priority by spin_node (the renderer's worker threads would inherit real-time)."""
         cam_pose = PoseStamped()
         cam_pose.header.frame_id = self.world_frame
         cam_pose.header.stamp = self.get_clock().now().to_msg()
@@ -174,7 +215,7 @@ class G1SimNode(Node):
     def _loop(self) -> None:
         # The DDS threads that carry /lowcmd in and /lowstate out real-time too; the GIL handed over
         # every 0.5 ms (the camera thread stays at normal priority: rendering is long CPU work).
-        sys.setswitchinterval(0.0005)
+        sys.setswitchinterval(0.0001)
         dds = make_named_threads_realtime("dds.", max(0, self.rt_priority - 2))
         self.get_logger().info(f"physics thread: {make_thread_realtime(self.rt_priority)}; DDS threads: {dds}")
         try:
@@ -193,13 +234,15 @@ class G1SimNode(Node):
                    "odom": 1.0 / self.odom_rate if self.odom_rate > 0 else None}
         due = {k: 0.0 for k in periods}
         tick = 0
+        lag = _LagReport(dt, self.get_logger())
         while not self._stop.is_set():
             now = time.monotonic() - t_start
             behind = int(now / dt) - sim_steps
             if behind > 0:
-                n = min(behind, 50)  # never spiral: drop time if we fall far behind
+                lag.record(behind, now)
+                n = min(behind, self.max_catch_up)
                 self.sim.step(n)
-                sim_steps += n if behind <= 50 else behind
+                sim_steps += behind  # the rest is dropped: simulated time slows down
             lowstate_due = bool(periods["lowstate"]) and now >= due["lowstate"]
             joints_due = bool(periods["joints"]) and now >= due["joints"]
             st = self.sim.state() if lowstate_due or joints_due else None
@@ -230,16 +273,22 @@ class G1SimNode(Node):
 
     def _render_loop(self) -> None:
         """Camera frames on their own thread, so rendering never stalls the 500 Hz physics."""
-        with normal_priority():  # never real-time: the renderer's worker threads inherit this
+        with normal_priority():  # the renderer's worker threads, created by the first frame, inherit this
             self._render_frames()
 
     def _render_frames(self) -> None:
         period = 1.0 / self.camera_rate
+        first = True
         try:
             while not self._stop.is_set():
                 t = time.monotonic()
                 stamp = self.get_clock().now().to_msg()
                 self.pub_image.publish(image_to_msg(self.sim.render(), stamp, "exocentric_camera_optical"))
+                if first and self.other_threads_rt_priority:
+                    # The renderer's workers exist now (at normal priority): this thread itself goes
+                    # real-time (low), so it never holds the GIL while preempted, stalling the physics.
+                    make_thread_realtime(self.other_threads_rt_priority)
+                first = False
                 self._stop.wait(max(0.0, period - (time.monotonic() - t)))
         except Exception:  # publishing fails once the context is shut down
             if self.context.ok():

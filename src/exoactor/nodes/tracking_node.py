@@ -50,7 +50,9 @@ from exoactor.retarget import RETARGET_BACKENDS, RetargetingError
 from exoactor.retarget.worker import RetargetWorker
 
 
-GIL_SWITCH_INTERVAL_S = 0.0005
+GIL_SWITCH_INTERVAL_S = 0.0001
+OTHER_THREADS_RT_BELOW = 60
+"""The process's other threads run real-time this far below ``rt_priority`` (80 -> 20)."""
 """How often CPython hands the GIL to a waiting thread in this process (default 5 ms)."""
 
 
@@ -99,6 +101,9 @@ class TrackingNode(Node):
         self.odom_topic = p("odom_topic", "g1_sim/odom", "nav_msgs/Odometry of the pelvis in the world (the "
                             "simulator's ground truth, or your state estimator) for the leg policy's outer loops; "
                             "'' = none: the policy runs open loop and drifts (~0.25 m/s)")
+        self.odom_timeout_s = p("odom_timeout_s", 1.0, "odometry older than this stops execution when the leg "
+                                "policy's outer loops need it (s; they average over a 0.8 s gait period, so a few "
+                                "lost messages of a best-effort topic are harmless)")
         model_dir = p("model_dir", "", "folder with Menagerie's unitree_g1 files; '' = mujoco-menagerie package")
         retarget_process = p("retarget_process", True, "retarget in a child process at nice 19, so this process "
                              "does nothing but control (the IK's Python would hold the GIL the 500 Hz loop waits "
@@ -137,7 +142,7 @@ class TrackingNode(Node):
         self.pub_cmd = self.create_publisher(LowCmd, "lowcmd", lowcmd_qos)
         self.pub_traj = self.create_publisher(G1JointTrajectoryMsg, "exoactor/g1_trajectory", LATCHED_QOS)
         self.core = ControlLoop(self.controller, LowStateReader().parse, self._encode, self.state_timeout_s,
-                                temp_warn, temp_stop, log=self._log)
+                                temp_warn, temp_stop, log=self._log, odom_timeout_s=self.odom_timeout_s)
         # backend arm_sdk / sonic: goals go to an execution sink (the robot's own controller or a
         # SONIC deployment drives the motors) and this node sends nothing on /lowcmd.
         self.sink = make_sink(self, self.backend, self.limits, self._measured_q, lambda: self._state()[2],
@@ -168,6 +173,10 @@ class TrackingNode(Node):
         deadline = time.monotonic() + 2.0
         while len(self._priorities) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
+        # Run as its own process (spin_node), every other thread (the main one, the executor's, rclpy's)
+        # becomes real-time at a low priority: none may then hold the GIL while the machine's batch work
+        # preempts it, which would stall the loop thread waiting for it.
+        self.other_threads_rt_priority = max(1, self.rt_priority - OTHER_THREADS_RT_BELOW) if self.rt_priority else 0
         self.episode_root = declare_episode_root(self)
         StageServer(self, TrackMotion, "exoactor/track_motion", self._work,
                     user_errors=(TrackingError, RetargetingError, MotionEstimationError, UnsafeCommandError,
@@ -424,7 +433,7 @@ class TrackingNode(Node):
                                 "/g1_sim/reset std_srvs/srv/Trigger)")
         if self.odom_topic:
             odom, age = self.core.odometry(time.monotonic())
-            if odom is None or age > self.state_timeout_s:
+            if odom is None or age > self.odom_timeout_s:
                 raise TrackingError(f"not moving: no odometry on {self.resolve_topic_name(self.odom_topic)} "
                                     f"{'received' if odom is None else f'for {age:.2f} s'} (the leg policy's outer "
                                     "loops need it; odom_topic '' runs the policy open loop)")

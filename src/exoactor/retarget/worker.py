@@ -20,13 +20,13 @@ ROS-free.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import signal
 import threading
 import time
 
 from exoactor.motion.human_motion import HumanMotion
 from exoactor.progress import Canceled, CancelToken, ProgressCallback, no_progress
+from exoactor.realtime import reset_to_normal_priority
 from exoactor.registry import UnknownBackendError
 from exoactor.retarget.trajectory import G1JointTrajectory, RetargetingError
 
@@ -39,10 +39,7 @@ NICE = 19
 def _child(registry: dict, backend: str, kwargs: dict, conn, cancel, nice: int) -> None:
     """The child process: build the backend, then retarget each motion sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the parent stops this process
-    try:
-        os.nice(nice)
-    except OSError:
-        pass
+    reset_to_normal_priority(nice)  # started from a real-time thread, it would inherit SCHED_FIFO
     try:
         from exoactor.registry import load_backend  # noqa: PLC0415
 
