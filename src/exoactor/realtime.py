@@ -92,38 +92,6 @@ def make_named_threads_realtime(prefix: str, priority: int) -> str:
     return f"SCHED_FIFO priority {priority} ({done} '{prefix}*' thread(s))"
 
 
-def make_other_threads_realtime(priority: int, skip_tids=()) -> str:
-    """SCHED_FIFO at ``priority`` for every thread of this process still at normal priority (the
-    native thread ids in ``skip_tids`` excepted); threads they create later inherit it. 0 = leave
-    them alone. Never raises.
-
-    For a process with a real-time control thread: a normal-priority thread holding the GIL when the
-    machine's batch work preempts it stalls the control thread until it runs again (tens of ms on
-    2 busy cores). At a low real-time priority the other threads still yield to the control threads
-    but no longer to the batch work."""
-    priority = int(priority)
-    if priority <= 0 or not sys.platform.startswith("linux") or not hasattr(os, "sched_getscheduler"):
-        return "normal priority"
-    if priority > MAX_RT_PRIORITY:
-        raise ValueError(f"real-time priority must be 0 (off) or 1-{MAX_RT_PRIORITY}, got {priority}")
-    try:
-        tids = os.listdir("/proc/self/task")
-    except OSError:
-        return "normal priority (no /proc/self/task)"
-    done = 0
-    for tid in tids:
-        try:
-            if int(tid) in skip_tids or os.sched_getscheduler(int(tid)) != os.SCHED_OTHER:
-                continue
-            os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(priority))
-            done += 1
-        except PermissionError:
-            return "normal priority (SCHED_FIFO not permitted)"
-        except OSError:  # the thread ended meanwhile
-            pass
-    return f"SCHED_FIFO priority {priority} ({done} other thread(s))"
-
-
 def reset_to_normal_priority(niceness: int = 0) -> None:
     """The calling thread back to SCHED_OTHER (e.g. a child process forked from a real-time thread),
     with at least ``niceness``. Never raises."""

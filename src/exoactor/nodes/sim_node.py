@@ -100,10 +100,6 @@ class G1SimNode(Node):
         if not 0 <= self.rt_priority < MAX_RT_PRIORITY:
             raise ConfigError(f"parameter 'rt_priority' must be 0 (off) or 1-{MAX_RT_PRIORITY - 1}, "
                               f"got {self.rt_priority}")
-        # Run as its own process (spin_node), the other threads (main, executor, rclpy's; the camera once
-        # its renderer's workers exist) run real-time at a low priority: none may then hold the GIL while
-        # the machine's batch work preempts it, which would stall the physics thread waiting for it.
-        self.other_threads_rt_priority = max(1, self.rt_priority - 60) if self.rt_priority else 0
         mode_machine = p("mode_machine", 5, "mode_machine reported in LowState (5 = G1 29-DoF)")
         calibration = declare_look_at(self, "camera")
         band = ElasticBand(
@@ -168,8 +164,7 @@ class G1SimNode(Node):
         self._render_thread = threading.Thread(target=self._render_loop, name="camera", daemon=True)
         if self.camera_rate > 0:
             self._render_thread.start()
-        self.normal_priority_threads = [self._render_thread] if self.camera_rate > 0 else []
-        """Left at normal priority by spin_node (the renderer's worker threads would inherit real-time)."""
+
         cam_pose = PoseStamped()
         cam_pose.header.frame_id = self.world_frame
         cam_pose.header.stamp = self.get_clock().now().to_msg()
@@ -273,22 +268,16 @@ class G1SimNode(Node):
 
     def _render_loop(self) -> None:
         """Camera frames on their own thread, so rendering never stalls the 500 Hz physics."""
-        with normal_priority():  # the renderer's worker threads, created by the first frame, inherit this
+        with normal_priority():  # never real-time: the renderer's worker threads inherit this
             self._render_frames()
 
     def _render_frames(self) -> None:
         period = 1.0 / self.camera_rate
-        first = True
         try:
             while not self._stop.is_set():
                 t = time.monotonic()
                 stamp = self.get_clock().now().to_msg()
                 self.pub_image.publish(image_to_msg(self.sim.render(), stamp, "exocentric_camera_optical"))
-                if first and self.other_threads_rt_priority:
-                    # The renderer's workers exist now (at normal priority): this thread itself goes
-                    # real-time (low), so it never holds the GIL while preempted, stalling the physics.
-                    make_thread_realtime(self.other_threads_rt_priority)
-                first = False
                 self._stop.wait(max(0.0, period - (time.monotonic() - t)))
         except Exception:  # publishing fails once the context is shut down
             if self.context.ok():

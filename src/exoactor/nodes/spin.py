@@ -31,7 +31,6 @@ from exoactor.g1.model import RobotModelError
 from exoactor.launcher import LAUNCHER_PID_ENV
 from exoactor.nodes.params import ConfigError
 from exoactor.nodes.presence import GraphPresence
-from exoactor.realtime import make_other_threads_realtime
 from exoactor.registry import UnknownBackendError
 
 try:
@@ -188,10 +187,6 @@ def spin_node(node_factory: Callable[[], Node], args=None, threads: int = 4) -> 
                 raise SystemExit(1) from None
             raise
         signals.started = True
-        other_rt = int(getattr(node, "other_threads_rt_priority", 0))
-        if other_rt > 0:  # this process's other threads (and the executor's, created later) real-time
-            skip = {t.native_id for t in getattr(node, "normal_priority_threads", ())}
-            node.get_logger().info(f"other threads: {make_other_threads_realtime(other_rt, skip)}")
         GraphPresence(node)
         threads = int(getattr(node, "executor_threads", threads))  # a node may need more (queued goals)
         executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()

@@ -51,8 +51,6 @@ from exoactor.retarget.worker import RetargetWorker
 
 
 GIL_SWITCH_INTERVAL_S = 0.0001
-OTHER_THREADS_RT_BELOW = 60
-"""The process's other threads run real-time this far below ``rt_priority`` (80 -> 20)."""
 """How often CPython hands the GIL to a waiting thread in this process (default 5 ms)."""
 
 
@@ -173,10 +171,6 @@ class TrackingNode(Node):
         deadline = time.monotonic() + 2.0
         while len(self._priorities) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
-        # Run as its own process (spin_node), every other thread (the main one, the executor's, rclpy's)
-        # becomes real-time at a low priority: none may then hold the GIL while the machine's batch work
-        # preempts it, which would stall the loop thread waiting for it.
-        self.other_threads_rt_priority = max(1, self.rt_priority - OTHER_THREADS_RT_BELOW) if self.rt_priority else 0
         self.episode_root = declare_episode_root(self)
         StageServer(self, TrackMotion, "exoactor/track_motion", self._work,
                     user_errors=(TrackingError, RetargetingError, MotionEstimationError, UnsafeCommandError,
