@@ -4,7 +4,7 @@
 #   scripts/demo.sh ["instruction"]
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-INSTRUCTION="${1:-wave with the right hand, then squat}"
+INSTRUCTION="${1:-wave with the right hand, then walk forward 1 meter, then turn left}"
 bash "$REPO/scripts/install_system_deps.sh"
 bash "$REPO/scripts/setup_env.sh"
 # shellcheck disable=SC1091

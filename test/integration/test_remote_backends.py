@@ -83,7 +83,8 @@ class Rig:
         env = {"GEMINI_API_KEY": GEMINI_KEY, "OPENAI_API_KEY": OPENAI_KEY,
                "KLING_ACCESS_KEY": KLING_AK, "KLING_SECRET_KEY": KLING_SK}
         self.graph = start_graph(root, {"embodiment_backend": "gemini", "planner_backend": planner,
-                                        "video_backend": video_backend, "chain_steps": str(chain).lower()},
+                                        "video_backend": video_backend, "chain_steps": str(chain).lower(),
+                                        "gantry": "true"},  # the free-standing default: test_graph.py
                                  overrides, env)
         self.node = rclpy.create_node(f"exoactor_test_remote_{video_backend}")
         self.client = TaskClient(self.node)

@@ -1,6 +1,6 @@
 """The offline demo: start the graph, run one task with a progress bar, print the episode folder.
 
-    python -m exoactor.nodes.demo "wave with the right hand, then squat" [--log-dir DIR]
+    python -m exoactor.nodes.demo "wave with the right hand, then walk forward 1 meter, then turn left" [--log-dir DIR]
 """
 from __future__ import annotations
 

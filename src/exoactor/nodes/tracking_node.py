@@ -91,7 +91,7 @@ class TrackingNode(Node):
         self.lower_body_mode = p("lower_body", "policy", "who drives the legs: policy (Unitree's leg policy balances "
                                  "the robot and walks it along the step's root motion) or trajectory (legs from "
                                  "the retargeted trajectory: needs gantry true)")
-        self.gantry = p("gantry", True, "the robot hangs on a gantry (the simulator's band): the legs follow the "
+        self.gantry = p("gantry", False, "the robot hangs on a gantry (the simulator's band): the legs follow the "
                         "trajectory; false: the leg policy balances and walks the robot (lower_body policy), and "
                         "steps it cannot do (squat, sit, bend) are refused")
         policy_path = p("leg_policy_path", "", "Unitree's G1 leg policy (TorchScript motion.pt); '' = "
