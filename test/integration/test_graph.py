@@ -15,7 +15,6 @@ from rclpy.executors import SingleThreadedExecutor
 from action_msgs.msg import GoalStatus
 
 from exoactor.action import ExecuteTask
-from exoactor.control.leg_policy import LEG_DEFAULT_Q_RAD
 from exoactor.g1.model import joint_ranges_rad, load_g1_model, stand_pose_rad
 from exoactor.launcher import Graph, build_graph
 from exoactor.nodes.qos import SENSOR_QOS
@@ -188,8 +187,8 @@ def test_task_runs_end_to_end_with_feedback_from_every_stage(graph, limits):
     assert len(z["log_t_s"]) > 50
     assert np.sqrt(np.mean((z["log_commanded_rad"] - z["log_measured_rad"]) ** 2)) < 0.2
     assert z["log_commanded_rad"][:, 23].min() < -0.8  # right shoulder rolled out: the wave reached the robot
-    # by default the robot stands on its own: the leg policy drove the legs
-    assert [s["lower_body"] for s in json.loads((ep / "result.json").read_text())["steps"]] == ["policy"]
+    # by default the robot hangs on the gantry: the legs followed the trajectory
+    assert [s["lower_body"] for s in json.loads((ep / "result.json").read_text())["steps"]] == ["trajectory"]
     # Every command sent during the run had a valid CRC and stayed inside the joint limits.
     cmds, _ = rec.since(t0)
     assert len(cmds) > 2000
@@ -252,11 +251,9 @@ def test_cancel_mid_execution_ramps_to_a_safe_hold(graph, limits, no_media):
     for _, frame, crc_ok in cmds:
         assert crc_ok and frame.kp[:29].min() > 0 and not frame.dq[:29].any()
         assert np.all(frame.q[:29] >= rng[:, 0]) and np.all(frame.q[:29] <= rng[:, 1])
-    # the hold pose: waist and arms at the stand pose, the legs balancing (leg policy, near its stance)
-    np.testing.assert_allclose(cmds[-1][1].q[12:29], stand[12:29], atol=0.03)
-    assert np.abs(cmds[-1][1].q[:12] - LEG_DEFAULT_Q_RAD).max() < 0.5
+    np.testing.assert_allclose(cmds[-1][1].q[:29], stand, atol=0.03)  # the hold pose (on the gantry)
     q, dq = states[-1][1], states[-1][2]
-    assert np.abs(dq[15:29]).max() < 0.5  # arms at rest (the legs keep stepping in place)
+    assert np.abs(dq).max() < 0.5  # at rest
     assert np.abs(q[15:29] - stand[15:29]).max() < 0.25  # arms at the hold pose
     saved = json.loads((Path(result.episode_path) / "result.json").read_text())
     assert saved["error_code"] == R.ERROR_CANCELED and (Path(result.episode_path) / "segment_00.mp4").is_file()

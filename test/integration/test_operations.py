@@ -77,7 +77,7 @@ def graph(tmp_path_factory):
     domain = _domain(0)
     os.environ["ROS_DOMAIN_ID"] = domain
     params = params_file_with({"orchestrator": {"episode_media": False}}, root / "params.yaml")  # media: test_graph
-    # On the gantry: these tests are about operating the graph (test_graph.py runs the free-standing default)
+    # On the gantry (the default, pinned): these tests are about operating the graph
     g = Graph(build_graph({"episode_root": str(root / "episodes"), "gantry": "true"}, params_file=params),
               log_dir=root / "logs",
               env={"ROS_DOMAIN_ID": domain}).start()

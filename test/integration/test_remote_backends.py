@@ -84,7 +84,7 @@ class Rig:
                "KLING_ACCESS_KEY": KLING_AK, "KLING_SECRET_KEY": KLING_SK}
         self.graph = start_graph(root, {"embodiment_backend": "gemini", "planner_backend": planner,
                                         "video_backend": video_backend, "chain_steps": str(chain).lower(),
-                                        "gantry": "true"},  # the free-standing default: test_graph.py
+                                        "gantry": "true"},  # on the gantry (the default, pinned)
                                  overrides, env)
         self.node = rclpy.create_node(f"exoactor_test_remote_{video_backend}")
         self.client = TaskClient(self.node)

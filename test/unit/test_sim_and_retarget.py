@@ -127,3 +127,45 @@ def test_a_planted_foot_does_not_slide_when_the_estimate_drifts(retargeter, stan
         mujoco.mj_kinematics(model, data)
         xs.append(data.xpos[foot, :2].copy())
     assert np.linalg.norm(xs[-1] - xs[5]) < 0.02, np.linalg.norm(xs[-1] - xs[5])
+
+
+def _hand_through_the_belly(standing, n=45):
+    """The right hand swings across to the middle of the belly and on through it."""
+    kp = np.tile(standing, (n, 1, 1))
+    target = standing[KP["pelvis"]] + np.array([-0.02, 0.05, 0.2])  # inside the trunk, left of centre
+    for t in range(n):
+        a = min(1.0, t / (n * 0.7))
+        for name in ("right_wrist", "right_hand"):
+            kp[t, KP[name]] = (1 - a) * standing[KP[name]] + a * target
+        kp[t, KP["right_elbow"]] = (1 - a) * standing[KP["right_elbow"]] + a * (
+            standing[KP["right_shoulder"]] + np.array([0.15, -0.05, -0.2]))
+    return HumanMotion(30.0, kp, np.ones((n, len(HUMAN_KEYPOINTS))), kp[:, 0], np.tile([1.0, 0, 0, 0], (n, 1)), 1.72)
+
+
+def _closest_arm_trunk_distance_m(retargeter, traj) -> float:
+    import mujoco
+
+    m = retargeter.model
+    d = mujoco.MjData(m)
+    from exoactor.g1.model import joint_qpos_addresses
+
+    qadr = joint_qpos_addresses(m)
+    pairs = [(a, b) for arm, trunk in retargeter.self_collision_pairs for a in arm for b in trunk]
+    best = np.inf
+    for t in range(traj.num_frames):
+        d.qpos[:3], d.qpos[3:7] = traj.root_pos_world_m[t], traj.root_quat_wxyz[t]
+        d.qpos[qadr] = traj.positions_rad[t]
+        mujoco.mj_kinematics(m, d)
+        for a, b in pairs:
+            best = min(best, mujoco.mj_geomDistance(m, d, a, b, 0.5, None))
+    return float(best)
+
+
+def test_forearms_and_hands_keep_away_from_the_trunk(retargeter, standing_keypoints):
+    motion = _hand_through_the_belly(standing_keypoints)
+    # (the hand target is inside the trunk: the IK residual refusal is not what this test is about)
+    free = MinkRetargeter(max_joint_velocity_rad_s=6.0, self_collision_margin_m=-1.0, max_ik_residual_m=1.0)
+    assert _closest_arm_trunk_distance_m(free, free.retarget(motion)) < -0.01  # the hand goes into the trunk
+    assert retargeter.self_collision_margin_m == 0.02  # the default
+    kept = MinkRetargeter(max_joint_velocity_rad_s=6.0, max_ik_residual_m=1.0)
+    assert _closest_arm_trunk_distance_m(kept, kept.retarget(motion)) > 0.0

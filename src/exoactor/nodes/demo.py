@@ -24,9 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("instruction")
     ap.add_argument("--log-dir", type=Path, help="node logs (default: a temporary folder, printed)")
     ap.add_argument("--episode-root", default=os.path.expanduser("~/.exoactor/episodes"))
+    ap.add_argument("--gantry", action="store_true", help="hang the robot on the simulator's band (squat, sit, "
+                    "bend); by default it stands on its own, balanced and walked by Unitree's leg policy")
     a = ap.parse_args(argv)
     log_dir = a.log_dir or Path(tempfile.mkdtemp(prefix="exoactor-logs-"))
-    graph = Graph(build_graph({"episode_root": a.episode_root}), log_dir=log_dir)
+    graph = Graph(build_graph({"episode_root": a.episode_root, "gantry": str(a.gantry).lower()}), log_dir=log_dir)
     t0 = time.monotonic()
     graph.start()
     print(f"started {len(graph.procs)} nodes (one process each; logs in {log_dir}):")

@@ -109,7 +109,7 @@ class G1SimNode(Node):
             anchor_world_m=np.array(p("band.anchor_m", [0.0, 0.0, 3.0], "band anchor in the world (m)")),
             length_m=p("band.length_m", 0.0, "band rest length (m); 0 = automatic: the band carries the robot's "
                        "weight at the start pose"))
-        self.gantry = p("gantry", False, "true: the band carries the robot all the time; false: it is lowered (like a "
+        self.gantry = p("gantry", True, "true: the band carries the robot all the time; false: it is lowered (like a "
                         "real gantry) once a controller drives the legs, and the robot stands on its own")
         self.band_lower_delay_s = p("band.lower_delay_s", 1.0, "gantry false: seconds of leg commands before the band "
                                     "is lowered")

@@ -91,7 +91,7 @@ class TrackingNode(Node):
         self.lower_body_mode = p("lower_body", "policy", "who drives the legs: policy (Unitree's leg policy balances "
                                  "the robot and walks it along the step's root motion) or trajectory (legs from "
                                  "the retargeted trajectory: needs gantry true)")
-        self.gantry = p("gantry", False, "the robot hangs on a gantry (the simulator's band): the legs follow the "
+        self.gantry = p("gantry", True, "the robot hangs on a gantry (the simulator's band): the legs follow the "
                         "trajectory; false: the leg policy balances and walks the robot (lower_body policy), and "
                         "steps it cannot do (squat, sit, bend) are refused")
         policy_path = p("leg_policy_path", "", "Unitree's G1 leg policy (TorchScript motion.pt); '' = "
@@ -103,6 +103,8 @@ class TrackingNode(Node):
                                 "policy's outer loops need it (s; they average over a 0.8 s gait period, so a few "
                                 "lost messages of a best-effort topic are harmless)")
         model_dir = p("model_dir", "", "folder with Menagerie's unitree_g1 files; '' = mujoco-menagerie package")
+        collision_margin = p("self_collision_margin_m", 0.02, "the IK keeps forearms and hands this far from the "
+                             "torso and pelvis (m; negative: no self-collision avoidance)")
         retarget_process = p("retarget_process", True, "retarget in a child process at nice 19, so this process "
                              "does nothing but control (the IK's Python would hold the GIL the 500 Hz loop waits "
                              "for); false: in this process")
@@ -124,7 +126,8 @@ class TrackingNode(Node):
         # hand it over every 0.5 ms instead of CPython's 5 ms.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         retarget_kwargs = {"model_dir": model_dir or None, "max_joint_velocity_rad_s": vmax,
-                           "joint_limit_margin_rad": margin, "max_ik_residual_m": max_residual}
+                           "joint_limit_margin_rad": margin, "max_ik_residual_m": max_residual,
+                           "self_collision_margin_m": collision_margin}
         if retarget_process:  # the IK's Python never holds this process's GIL (the 500 Hz loop waits on it)
             self.retargeter = RetargetWorker(RETARGET_BACKENDS, backend, **retarget_kwargs)
         else:

@@ -13,6 +13,9 @@ motion carries, which must be exactly :data:`HUMAN_KEYPOINTS` in order (anything
 with a RetargetingError). Each frame's IK residual (the largest distance between a pelvis, foot
 or hand target and where the IK put that body) is reported in the trajectory; a motion the robot
 cannot follow (residual above ``max_ik_residual_m`` in more than 5% of its frames) is refused.
+The forearms and hands keep ``self_collision_margin_m`` away from the torso and pelvis
+(CollisionAvoidanceLimit on the collision geoms; a human hand resting on the belly becomes one just
+in front of the robot's).
 """
 from __future__ import annotations
 
@@ -48,6 +51,26 @@ def keypoint_index(names) -> dict[str, int]:
                            f"{'; '.join(parts)}")
 
 
+ARM_BODIES = ("elbow_link", "wrist_roll_link", "wrist_pitch_link", "wrist_yaw_link")
+"""Per side (``left_``/``right_``): the arm links kept away from the torso and pelvis."""
+TRUNK_BODIES = ("torso_link", "pelvis")
+
+
+def arm_torso_geom_pairs(model) -> list[tuple[list[int], list[int]]]:
+    """Collision geom ids: (one arm's forearm and hand links, torso and pelvis) for each side."""
+    import mujoco  # noqa: PLC0415
+
+    def collision_geoms(bodies) -> list[int]:
+        ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, b) for b in bodies]
+        if min(ids) < 0:
+            raise RetargetingError(f"the robot model lacks one of the bodies {list(bodies)}")
+        return [g for g in range(model.ngeom) if model.geom_bodyid[g] in ids
+                and (model.geom_contype[g] or model.geom_conaffinity[g])]
+
+    trunk = collision_geoms(TRUNK_BODIES)
+    return [(collision_geoms([f"{side}_{b}" for b in ARM_BODIES]), trunk) for side in ("left", "right")]
+
+
 def _frame(z_axis: np.ndarray, y_hint: np.ndarray) -> np.ndarray:
     z = z_axis / np.linalg.norm(z_axis)
     y = y_hint - z * float(y_hint @ z)
@@ -81,7 +104,7 @@ class MinkRetargeter:
 
     def __init__(self, model_dir: str | None = None, max_joint_velocity_rad_s: float = 6.0,
                  iterations_per_frame: int = 3, solver: str = "daqp", joint_limit_margin_rad: float = 0.02,
-                 max_ik_residual_m: float = 0.15, **_ignored):
+                 max_ik_residual_m: float = 0.15, self_collision_margin_m: float = 0.02, **_ignored):
         import mink  # noqa: PLC0415
         import mujoco  # noqa: PLC0415
 
@@ -113,6 +136,13 @@ class MinkRetargeter:
         self._targets: dict[str, np.ndarray] = {}
         self.limits = [mink.ConfigurationLimit(m, min_distance_from_limits=self.joint_limit_margin_rad),
                        mink.VelocityLimit(m, {n: self.max_joint_velocity_rad_s for n in G1_JOINT_NAMES})]
+        self.self_collision_margin_m = float(self_collision_margin_m)
+        self.self_collision_pairs = arm_torso_geom_pairs(m)
+        """(arm geoms, torso and pelvis geoms) per side: collision geoms kept apart by the IK."""
+        if self.self_collision_margin_m >= 0:  # negative: off
+            self.limits.append(mink.CollisionAvoidanceLimit(
+                m, self.self_collision_pairs, minimum_distance_from_collisions=self.self_collision_margin_m,
+                collision_detection_distance=self.self_collision_margin_m + 0.05))
         self._qadr = joint_qpos_addresses(m)
         # Robot reference geometry at the stand keyframe.
         pos = self._body_pos
