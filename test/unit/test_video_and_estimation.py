@@ -39,6 +39,30 @@ def test_synthetic_video_has_a_human_where_the_robot_stands(rendered):
     assert truth[-1, KP["left_wrist"], 2] > truth[-1, KP["head"], 2]  # the left arm ends raised
 
 
+class _SetAfter:
+    """A cancel token that turns set on its ``n``-th check."""
+
+    def __init__(self, n: int):
+        self.n, self.checks = n, 0
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        return self.checks >= self.n
+
+
+def test_synthetic_video_stops_within_a_frame_when_canceled(tmp_path):
+    from exoactor.progress import Canceled
+
+    write_image_rgb(tmp_path / "reference.png", np.full((480, 640, 3), 110, np.uint8))
+    steps = RuleBasedPlanner().plan("raise the left arm")
+    gen = SyntheticVideoGenerator(fps=15.0)
+    cancel, reports = _SetAfter(4), []  # the batch check, then three frames
+    with pytest.raises(Canceled):
+        gen.generate(VideoRequest(tmp_path, steps, 0, tmp_path / "reference.png", None, CAM),
+                     lambda d, t, _s: reports.append(d), cancel)
+    assert cancel.checks == 4 and not reports  # stopped inside the first batch of 16 frames
+
+
 def test_mediapipe_reads_back_the_rendered_motion(rendered):
     d, seg = rendered
     m = MediaPipeEstimator().estimate(seg.video_path, CAM, no_progress, threading.Event())

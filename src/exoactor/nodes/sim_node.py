@@ -210,7 +210,7 @@ class G1SimNode(Node):
     def _loop(self) -> None:
         # The DDS threads that carry /lowcmd in and /lowstate out real-time too; the GIL handed over
         # every 0.5 ms (the camera thread stays at normal priority: rendering is long CPU work).
-        sys.setswitchinterval(0.0001)
+        sys.setswitchinterval(0.0005)
         dds = make_named_threads_realtime("dds.", max(0, self.rt_priority - 2))
         self.get_logger().info(f"physics thread: {make_thread_realtime(self.rt_priority)}; DDS threads: {dds}")
         try:

@@ -50,7 +50,7 @@ from exoactor.retarget import RETARGET_BACKENDS, RetargetingError
 from exoactor.retarget.worker import RetargetWorker
 
 
-GIL_SWITCH_INTERVAL_S = 0.0001
+GIL_SWITCH_INTERVAL_S = 0.0005
 """How often CPython hands the GIL to a waiting thread in this process (default 5 ms)."""
 
 

@@ -80,6 +80,8 @@ class SyntheticVideoGenerator(VideoGenerator):
                     if cancel.is_set():
                         raise Canceled("video generation canceled")
                     for k, posed in enumerate(self._body.pose_batch(poses[b0:b0 + BATCH])):
+                        if cancel.is_set():  # every frame: a loaded machine renders 16 in over 10 s
+                            raise Canceled("video generation canceled")
                         frame = renderer.render(posed, bg)
                         writer.write(frame)
                         truth[b0 + k] = posed.keypoints_world_m
