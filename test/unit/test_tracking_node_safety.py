@@ -120,7 +120,7 @@ def rig(g1_model):
     # A generous state timeout: the watchdog's own timing is tested in ticks (test_control_loop.py); here
     # a loaded machine must not turn an e-stop or exception test into a stale-state abort.
     with tracking_rig(g1_model, {"ramp_in_min_s": "0.2", "ramp_speed_rad_s": "2.0", "lowstate_timeout_s": "1.0",
-                                 "lower_body": "trajectory", "gantry": "true"}, 120) as r:
+                                 "lower_body": "trajectory", "gantry": "true", "retarget_process": "true"}, 120) as r:
         yield r
 
 

@@ -105,9 +105,10 @@ class TrackingNode(Node):
         model_dir = p("model_dir", "", "folder with Menagerie's unitree_g1 files; '' = mujoco-menagerie package")
         collision_margin = p("self_collision_margin_m", 0.02, "the IK keeps forearms and hands this far from the "
                              "torso and pelvis (m; negative: no self-collision avoidance)")
-        retarget_process = p("retarget_process", True, "retarget in a child process at nice 19, so this process "
-                             "does nothing but control (the IK's Python would hold the GIL the 500 Hz loop waits "
-                             "for); false: in this process")
+        retarget_process = p("retarget_process", False, "true: retarget in a child process at nice 19, so this "
+                             "process does nothing but control (the IK's Python holds the GIL the 500 Hz loop waits "
+                             "for); its start-up (imports, model) can take minutes on a loaded 2-core machine, which "
+                             "delays this node's; false: in this process")
         self._check_config(kp, kd, kp_max, kd_max, vmax, margin, temp_warn, temp_stop)
         if self.lower_body_mode not in ("policy", "trajectory"):
             raise ConfigError(f"parameter 'lower_body' must be policy or trajectory, got {self.lower_body_mode!r}")
