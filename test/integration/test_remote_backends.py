@@ -75,7 +75,8 @@ class Rig:
                                     **{f"gemini.{k}": v for k, v in FAST.items()}},
             "task_planner": planner_params,
             "video_generator": video,
-            "orchestrator": {"episode_media": False},  # media: test_graph.py
+            # media: test_graph.py; a stage that hangs is named (and canceled) before the test's own timeout
+            "orchestrator": {"episode_media": False, "stage_timeout_s": 240.0},
             # per-frame estimation (the clip fit is tested in test_graph.py): on 2 cores, with the 500 Hz
             # simulator and controller, the fit can make step 1's estimation outlast step 2's generation
             "pose_estimator": {"fit": False},
@@ -101,7 +102,14 @@ class Rig:
             if user_cb:
                 user_cb(fb)
 
-        status, result = self.client.run(instruction, on_fb, **kw)
+        try:
+            status, result = self.client.run(instruction, on_fb, **kw)
+        except BaseException:  # what each node did, in the failure's report
+            last = feedback[-1] if feedback else None
+            print(f"===== last feedback: {last.stage} {last.in_flight!r} {last.detail!r}" if last else
+                  "===== no feedback")
+            self.print_logs(60)
+            raise
         self.outputs.append(f"{result.message} {result.error_reason} {result.episode_path}")
         return status, result, feedback
 
@@ -114,8 +122,11 @@ class Rig:
         self.graph = None
         for f in (self.gemini, self.openai, self.veo, self.kling):
             f.close()
+        self.print_logs(15)
+
+    def print_logs(self, lines: int) -> None:
         for log in sorted((self.root / "logs").glob("*.log")):
-            print(f"===== {log.name} (tail)\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]))
+            print(f"===== {log.name} (tail)\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
 
 
 @pytest.fixture(scope="module")

@@ -200,3 +200,28 @@ def test_send_goal_async_checks_the_goal_type(node):
     with pytest.raises(TypeError, match="expected a goal of type"):
         client.send_goal_async(TrackMotion.Result())
     client.destroy()
+
+
+def test_wait_for_returns_when_the_executor_never_runs_done_callbacks():
+    """A future completed while its executor is busy (or stopped) still wakes the waiter: rclpy
+    schedules done callbacks as executor tasks, which an executor that never spins never runs."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.task import Future
+
+    from exoactor.nodes.spin import wait_for
+
+    rclpy.init()
+    try:
+        executor = SingleThreadedExecutor()  # never spun
+        fut = Future(executor=executor)
+        called = []
+        fut.add_done_callback(lambda _f: called.append(1))
+        threading.Timer(0.1, fut.set_result, args=("answer",)).start()
+        assert wait_for(fut, 5.0) == "answer"
+        assert not called  # the callback route would still be waiting
+        pending = Future(executor=executor)
+        assert wait_for(pending, 0.2) is None  # timeout
+        assert wait_for(pending, 5.0, should_stop=lambda: True) is None  # stop requested
+        executor.shutdown()
+    finally:
+        rclpy.shutdown()

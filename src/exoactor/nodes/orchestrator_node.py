@@ -627,10 +627,9 @@ class _Run:
             raise StageFailed(R.ERROR_STAGE_UNAVAILABLE, stage, f"the {label} server rejected the goal (busy?)")
         result_future = gh.get_result_async()
         deadline = time.monotonic() + node.stage_timeout_s
-        done = threading.Event()
-        result_future.add_done_callback(lambda _f: done.set())
         canceled = aborted = False
-        while not done.wait(0.1):
+        while not result_future.done():  # polled: a done callback would wait for a free executor thread
+            time.sleep(0.1)
             if not node.context.ok():
                 raise GoalCanceled("the orchestrator is shutting down")
             if (self.gh.is_cancel_requested or self._abort.is_set()) and not (canceled or aborted):

@@ -108,13 +108,15 @@ class ActionClient(_RclpyActionClient):
 
 
 def wait_for(future, timeout_s: float, should_stop: Callable[[], bool] = lambda: False, poll_s: float = 0.05):
-    """Block (in an executor thread) until ``future`` is done; None on timeout, stop or shutdown."""
+    """Block (in any thread) until ``future`` is done; None on timeout, stop or shutdown.
+
+    Polls ``future.done()`` rather than waiting for a done callback: rclpy runs done callbacks as
+    executor tasks, so a busy (or stopping) executor would delay the wake-up indefinitely."""
     deadline = time.monotonic() + timeout_s
-    event = threading.Event()
-    future.add_done_callback(lambda _f: event.set())
-    while not event.wait(poll_s):
+    while not future.done():
         if should_stop() or not rclpy.ok() or time.monotonic() > deadline:
             return None
+        time.sleep(poll_s)
     return future.result()
 
 

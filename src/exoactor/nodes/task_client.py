@@ -21,7 +21,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from exoactor.action import ExecuteTask
-from exoactor.nodes.spin import ActionClient
+from exoactor.nodes.spin import ActionClient, wait_for
 
 STATUS_NAMES = {GoalStatus.STATUS_SUCCEEDED: "SUCCEEDED", GoalStatus.STATUS_ABORTED: "ABORTED",
                 GoalStatus.STATUS_CANCELED: "CANCELED", GoalStatus.STATUS_UNKNOWN: "UNKNOWN"}
@@ -44,7 +44,6 @@ class TaskClient:
 
     def run(self, instruction: str, on_feedback=None, timeout_s: float = 1800.0, cancel_when=None):
         """Send a goal and wait; returns (status, result). ``cancel_when(feedback)`` -> True cancels."""
-        done = threading.Event()
         canceled = threading.Event()
 
         def fb_cb(msg) -> None:
@@ -55,20 +54,17 @@ class TaskClient:
                 self.cancel()
 
         send = self.client.send_goal_async(ExecuteTask.Goal(instruction=instruction), feedback_callback=fb_cb)
-        send.add_done_callback(lambda _f: done.set())
-        if not done.wait(30.0):
+        self.goal_handle = wait_for(send, 30.0)
+        if self.goal_handle is None:
             raise TimeoutError("the goal was not answered within 30 s")
-        self.goal_handle = send.result()
         if not self.goal_handle.accepted:
             return GoalStatus.STATUS_UNKNOWN, None
         self._res_future = self.goal_handle.get_result_async()
-        self._finished = threading.Event()
-        self._res_future.add_done_callback(lambda _f: self._finished.set())
         return self.wait_result(timeout_s)
 
     def wait_result(self, timeout_s: float):
         """(status, result) of the goal sent last; raises TimeoutError."""
-        if not self._finished.wait(timeout_s):
+        if wait_for(self._res_future, timeout_s) is None:
             raise TimeoutError(f"no result within {timeout_s:.0f} s")
         r = self._res_future.result()
         return r.status, r.result

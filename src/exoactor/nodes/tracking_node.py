@@ -131,9 +131,10 @@ class TrackingNode(Node):
                            "self_collision_margin_m": collision_margin}
         if retarget_process:  # the IK's Python never holds this process's GIL (the 500 Hz loop waits on it)
             self.retargeter = RetargetWorker(RETARGET_BACKENDS, backend, **retarget_kwargs)
+            model = load_g1_model(model_dir or None, with_floor=False)
         else:
             self.retargeter = load_backend(RETARGET_BACKENDS, backend, "retargeting", **retarget_kwargs)
-        model = load_g1_model(model_dir or None, with_floor=False)
+            model = self.retargeter.model  # the in-process retargeter has loaded it already
         self.limits = CommandLimits.from_ranges(joint_ranges_rad(model), vmax, margin, 1.0 / self.rate_hz,
                                                 kp_max, kd_max, tau_max_nm=torque_limits_nm(model))
         self.controller = JointTrackingController(self.limits, kp, kd, stand_pose_rad(model), ramp_min, ramp_speed,
