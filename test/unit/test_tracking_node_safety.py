@@ -52,11 +52,23 @@ class FakeRobot:
         from exoactor.nodes.unitree_io import LowCmdReader
 
         self.reader = LowCmdReader()
+        self._node = node
         self.bad_pub = node.create_publisher(Bool, "exoactor_test/bad_crc", 10)
         self.cmds: list = []
         self.proc = subprocess.Popen([sys.executable, "-c", ROBOT, ",".join(f"{v:.6f}" for v in stand)])
 
     def capture(self, tracking_node):
+        if not hasattr(tracking_node, "pub_cmd"):  # the loop runs in its own process: listen on /lowcmd
+            from exoactor.nodes.unitree_io import import_unitree_hg, unitree_qos
+
+            LowCmd, _, _ = import_unitree_hg()
+
+            def on_cmd(data):
+                self.cmds.append((time.monotonic(), data))
+                del self.cmds[:-5000]
+
+            self._listener = self._node.create_subscription(LowCmd, "lowcmd", on_cmd, unitree_qos(), raw=True)
+            return
         publish = tracking_node.pub_cmd.publish
 
         def recording(payload):
@@ -120,7 +132,8 @@ def rig(g1_model):
     # A generous state timeout: the watchdog's own timing is tested in ticks (test_control_loop.py); here
     # a loaded machine must not turn an e-stop or exception test into a stale-state abort.
     with tracking_rig(g1_model, {"ramp_in_min_s": "0.2", "ramp_speed_rad_s": "2.0", "lowstate_timeout_s": "1.0",
-                                 "lower_body": "trajectory", "gantry": "true", "retarget_process": "true"}, 120) as r:
+                                 "lower_body": "trajectory", "gantry": "true", "retarget_process": "true",
+                                 "control_process": "false"}, 120) as r:  # the loop's hooks: in this process
         yield r
 
 

@@ -31,6 +31,31 @@ Log = Callable[[str, str], None]
 """log(level, message), level in "info", "warn", "error"."""
 
 
+def stale_problem(have_state: bool, age_s: float, timeout_s: float) -> str:
+    """Why the newest LowState is too old to drive the robot with ('' when it is fresh)."""
+    if not have_state:
+        return "no usable /lowstate received"
+    if age_s > timeout_s:
+        return f"no usable /lowstate for {age_s:.2f} s (limit {timeout_s} s)"
+    return ""
+
+
+def health_problem(sample: LowStateSample | None, temperature_stop_c: float) -> str:
+    """Why the motors of this LowState must not be driven: a fault or over-temperature ('' if none)."""
+    if sample is None:
+        return ""
+    faults = sample.faults()
+    if faults:
+        return "motor fault: " + ", ".join(f"motor {i} ({G1_JOINT_NAMES[i]}) error flags 0x{f:08x}"
+                                            for i, f in faults[:4])
+    over = np.flatnonzero(sample.temperature_c >= temperature_stop_c)
+    if len(over):
+        return "motor over-temperature fault: " + ", ".join(
+            f"motor {i} ({G1_JOINT_NAMES[i]}) {sample.temperature_c[i]:.0f} C" for i in over[:4]) + \
+            f" (stop at {temperature_stop_c:.0f} C)"
+    return ""
+
+
 class ControlLoop:
     def __init__(self, controller: JointTrackingController, parse_state: Callable[[bytes], LowStateSample],
                  encode: Callable[[JointCommand, int], Any], state_timeout_s: float = 0.25,
@@ -159,19 +184,8 @@ class ControlLoop:
 
     def problem(self, sample: LowStateSample | None, age: float) -> str:
         """Why the robot must not be driven with this state ('' when it may)."""
-        if sample is None or age > self.state_timeout_s:
-            return (f"no usable /lowstate for {age:.2f} s (limit {self.state_timeout_s} s)" if sample is not None
-                    else "no usable /lowstate received")
-        faults = sample.faults()
-        if faults:
-            return "motor fault: " + ", ".join(f"motor {i} ({G1_JOINT_NAMES[i]}) error flags 0x{f:08x}"
-                                                for i, f in faults[:4])
-        over = np.flatnonzero(sample.temperature_c >= self.temperature_stop_c)
-        if len(over):
-            return "motor over-temperature fault: " + ", ".join(
-                f"motor {i} ({G1_JOINT_NAMES[i]}) {sample.temperature_c[i]:.0f} C" for i in over[:4]) + \
-                f" (stop at {self.temperature_stop_c:.0f} C)"
-        return ""
+        return stale_problem(sample is not None, age, self.state_timeout_s) or \
+            health_problem(sample, self.temperature_stop_c)
 
     # ---- the control thread -------------------------------------------------------------------
     def tick(self, t_now: float) -> Any:

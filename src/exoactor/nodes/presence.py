@@ -42,7 +42,7 @@ class GraphPresence:
         self._ticks = self._last = 0
         self._unknown_before = self._early_used = self._peer_joined = False
         self._peers: set[tuple[int, ...]] | None = None
-        node.create_timer(check_s, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
+        node.create_timer(check_s, self.check, callback_group=MutuallyExclusiveCallbackGroup())
 
     def refresh(self) -> None:
         """Make the middleware republish this process's nodes to every peer."""
@@ -50,7 +50,8 @@ class GraphPresence:
         self.refreshes += 1
         self.node.get_logger().debug(f"graph presence: node list republished ({self.refreshes})")
 
-    def _tick(self) -> None:
+    def check(self) -> None:
+        """One check (the timer calls it every ``check_s``; a process without an executor calls it itself)."""
         self._ticks += 1
         try:
             rosout = self.node.get_publishers_info_by_topic("/rosout")

@@ -36,6 +36,8 @@ from exoactor.g1.model import joint_ranges_rad, load_g1_model, stand_pose_rad, t
 from exoactor.g1.safety import DEFAULT_KD_MAX, DEFAULT_KP_MAX, CommandLimits, UnsafeCommandError
 from exoactor.motion.human_motion import MotionEstimationError
 from exoactor.msg import G1JointTrajectory as G1JointTrajectoryMsg
+from exoactor.nodes.control_process import (ControlProcess, ControlProcessConfig, ControlProcessError,
+                                            LegPolicyStartupError)
 from exoactor.nodes.conversions import motion_from_msg, odometry_from_msg, trajectory_to_msg
 from exoactor.nodes.params import ConfigError, declare
 from exoactor.nodes.qos import LATCHED_QOS
@@ -52,6 +54,13 @@ from exoactor.retarget.worker import RetargetWorker
 
 GIL_SWITCH_INTERVAL_S = 0.0005
 """How often CPython hands the GIL to a waiting thread in this process (default 5 ms)."""
+
+
+def _qos_pair(qos) -> tuple[str, int]:
+    """(reliability, depth) of a /lowcmd or /lowstate QoSProfile (what the control process rebuilds it from)."""
+    from rclpy.qos import ReliabilityPolicy  # noqa: PLC0415
+
+    return ("best_effort" if qos.reliability == ReliabilityPolicy.BEST_EFFORT else "reliable"), int(qos.depth)
 
 
 class TrackingError(RuntimeError):
@@ -85,8 +94,9 @@ class TrackingNode(Node):
         temp_warn = p("motor_temperature_warn_c", 80.0, "a motor this hot (deg C, LowState temperature) is logged")
         temp_stop = p("motor_temperature_stop_c", 95.0,
                       "a motor this hot (deg C) stops execution: damping, aborted goal")
-        self.rt_priority = p("rt_priority", 80, "SCHED_FIFO priority (1-99) of the control loop thread (the /lowstate "
-                             "thread gets one less) where permitted (CAP_SYS_NICE or an rtprio limit); 0 = off")
+        self.rt_priority = p("rt_priority", 80, "SCHED_FIFO priority (1-98) of the control loop thread (in this "
+                             "process the /lowstate thread gets one less; the DDS threads two less) where permitted "
+                             "(CAP_SYS_NICE or an rtprio limit); 0 = off")
         self.backend = p("backend", "lowcmd", BACKEND_DESCRIPTION)
         self.lower_body_mode = p("lower_body", "policy", "who drives the legs: policy (Unitree's leg policy balances "
                                  "the robot and walks it along the step's root motion) or trajectory (legs from "
@@ -109,6 +119,10 @@ class TrackingNode(Node):
                              "process does nothing but control (the IK's Python holds the GIL the 500 Hz loop waits "
                              "for); its start-up (imports, model) can take minutes on a loaded 2-core machine, which "
                              "delays this node's; false: in this process")
+        control_process = p("control_process", True, "true: the 500 Hz loop runs in a process of its own with one "
+                            "thread (SCHED_FIFO where permitted), which also takes /lowstate and serves the e-stop: "
+                            "nothing else in that process competes for its GIL (backend lowcmd; the others run "
+                            "in this process); false: a thread of this process")
         self._check_config(kp, kd, kp_max, kd_max, vmax, margin, temp_warn, temp_stop)
         if self.lower_body_mode not in ("policy", "trajectory"):
             raise ConfigError(f"parameter 'lower_body' must be policy or trajectory, got {self.lower_body_mode!r}")
@@ -116,7 +130,9 @@ class TrackingNode(Node):
             raise ConfigError("lower_body 'trajectory' cannot balance the robot: it needs a gantry (set gantry: true, "
                               "simulator: launch with gantry:=true) or lower_body 'policy'")
         lower_body = None
-        if self.lower_body_mode == "policy" and not self.gantry and self.backend == "lowcmd":
+        self._child = bool(control_process) and self.backend == "lowcmd"
+        self._has_leg_policy = self.lower_body_mode == "policy" and not self.gantry and self.backend == "lowcmd"
+        if self._has_leg_policy and not self._child:
             try:
                 lower_body = PolicyLowerBody(LegPolicy(policy_path or None), closed_loop=bool(self.odom_topic))
             except LegPolicyError as e:
@@ -137,13 +153,41 @@ class TrackingNode(Node):
             model = self.retargeter.model  # the in-process retargeter has loaded it already
         self.limits = CommandLimits.from_ranges(joint_ranges_rad(model), vmax, margin, 1.0 / self.rate_hz,
                                                 kp_max, kd_max, tau_max_nm=torque_limits_nm(model))
+        lowcmd_qos, lowstate_qos = declare_unitree_qos(self, "lowcmd"), declare_unitree_qos(self, "lowstate")
+        self.pub_traj = self.create_publisher(G1JointTrajectoryMsg, "exoactor/g1_trajectory", LATCHED_QOS)
+        self.episode_root = declare_episode_root(self)
+        if self._child:
+            cfg = ControlProcessConfig(
+                limits=self.limits, kp=kp, kd=kd, hold_pose_rad=stand_pose_rad(model), ramp_in_min_s=ramp_min,
+                ramp_speed_rad_s=ramp_speed, rate_hz=self.rate_hz, state_timeout_s=self.state_timeout_s,
+                odom_timeout_s=self.odom_timeout_s, temperature_warn_c=temp_warn, temperature_stop_c=temp_stop,
+                rt_priority=self.rt_priority, node_name=f"{self.get_name()}_lowstate", namespace=self.get_namespace(),
+                topics={"lowstate": self.resolve_topic_name("lowstate"), "lowcmd": self.resolve_topic_name("lowcmd"),
+                        "odom": self.resolve_topic_name(self.odom_topic) if self.odom_topic else "",
+                        "estop": self.resolve_topic_name("exoactor/estop"),
+                        "estop_reset": self.resolve_topic_name("exoactor/estop_reset")},
+                qos={"lowcmd": _qos_pair(lowcmd_qos), "lowstate": _qos_pair(lowstate_qos)},
+                leg_policy=self._has_leg_policy, leg_policy_path=policy_path or None,
+                closed_loop=bool(self.odom_topic))
+            try:
+                self.core = ControlProcess(cfg, log=self._log)
+            except LegPolicyStartupError as e:
+                raise ConfigError(f"{e} (parameter 'leg_policy_path')") from None
+            self.controller = self.sink = None
+            StageServer(self, TrackMotion, "exoactor/track_motion", self._work,
+                        user_errors=(TrackingError, RetargetingError, MotionEstimationError, UnsafeCommandError,
+                                     ValueError, ExecutionError, ControlProcessError))
+            info = self.core.info
+            self.get_logger().info(f"tracking controller ready ({backend} retargeting, {self.rate_hz:.0f} Hz LowCmd "
+                                   f"from its own process (pid {info.get('pid')}), "
+                                   f"{'fast' if info.get('fast') else 'message-object'} encoding; control thread "
+                                   f"{info.get('control', '?')}, DDS threads {info.get('dds', '?')})")
+            return
         self.controller = JointTrackingController(self.limits, kp, kd, stand_pose_rad(model), ramp_min, ramp_speed,
                                                   lower_body=lower_body)
         LowCmd, LowState, _ = import_unitree_hg()
         self.writer = LowCmdWriter()
-        lowcmd_qos, lowstate_qos = declare_unitree_qos(self, "lowcmd"), declare_unitree_qos(self, "lowstate")
         self.pub_cmd = self.create_publisher(LowCmd, "lowcmd", lowcmd_qos)
-        self.pub_traj = self.create_publisher(G1JointTrajectoryMsg, "exoactor/g1_trajectory", LATCHED_QOS)
         self.core = ControlLoop(self.controller, LowStateReader().parse, self._encode, self.state_timeout_s,
                                 temp_warn, temp_stop, log=self._log, odom_timeout_s=self.odom_timeout_s)
         # backend arm_sdk / sonic: goals go to an execution sink (the robot's own controller or a
@@ -176,7 +220,6 @@ class TrackingNode(Node):
         deadline = time.monotonic() + 2.0
         while len(self._priorities) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
-        self.episode_root = declare_episode_root(self)
         StageServer(self, TrackMotion, "exoactor/track_motion", self._work,
                     user_errors=(TrackingError, RetargetingError, MotionEstimationError, UnsafeCommandError,
                                  ValueError, ExecutionError))
@@ -257,8 +300,48 @@ class TrackingNode(Node):
     def _state(self):
         """(q (29,) or None, age of the newest usable /lowstate in s, why not to move ('' = fine))."""
         now = time.monotonic()
+        if self._child:
+            return self.core.state(now)[:3]
         sample, age = self.core.state(now)
         return (None if sample is None else sample.q_rad), age, self.core.problem(sample, age)
+
+    # ---- the loop, in this process or its own (the same calls either way) ----------------------------
+    def _start_motion(self, traj, q, ramp_in: bool, legs_from_policy: bool) -> float | None:
+        """Ramp in and track ``traj``: the ramp's duration, or None if execution was stopped."""
+        if self._child:
+            return self.core.start(traj, ramp_in, legs_from_policy)
+        return self.core.start_motion(lambda: self.controller.start(traj, q, time.monotonic(), ramp_in=ramp_in,
+                                                                    legs_from_policy=legs_from_policy))
+
+    def _start_hold(self, now: float) -> float | None:
+        if self._child:
+            return self.core.go_to_hold()
+        return self.core.start_motion(lambda: self.controller.go_to_hold(now))
+
+    def _phase(self) -> Phase:
+        return Phase(self.core.phase) if self._child else self.controller.phase
+
+    def _progress(self, now: float) -> float:
+        return self.core.tracking_progress() if self._child else self.controller.tracking_progress(now)
+
+    def _loop_alive(self) -> bool:
+        return self.core.alive() if self._child else self._loop_thread.is_alive()
+
+    def _report(self, since: float) -> dict:
+        """The goal's tracking log and figures, and the LowCmd period since ``since``."""
+        if self._child:
+            try:
+                return self.core.report(since)
+            except ControlProcessError as e:
+                self.get_logger().warning(f"no tracking log from the control process: {e}")
+                empty = np.zeros((0, 29))
+                return {"log_t": np.zeros(0), "log_cmd": empty, "log_meas": empty, "rmse_rad": float("nan"),
+                        "clamped": 0, "rate_hz": 0.0, "p50_ms": float("nan"), "p99_ms": float("nan")}
+        log_t, log_cmd, log_meas = self.controller.tracking_log()
+        rate_hz, p50_ms, p99_ms = self._loop_stats(since)
+        return {"log_t": log_t, "log_cmd": log_cmd, "log_meas": log_meas,
+                "rmse_rad": self.controller.tracking_rmse_rad(), "clamped": int(self.controller.clamped_total),
+                "rate_hz": rate_hz, "p50_ms": p50_ms, "p99_ms": p99_ms}
 
     # ---- 500 Hz loop ---------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -345,9 +428,7 @@ class TrackingNode(Node):
             return
         legs_from_policy = self._legs_from_policy(traj)
         result.lower_body = "policy" if legs_from_policy else "trajectory"
-        ramp = self.core.start_motion(lambda: self.controller.start(traj, q, time.monotonic(),
-                                                                    ramp_in=bool(goal.ramp_in),
-                                                                    legs_from_policy=legs_from_policy))
+        ramp = self._start_motion(traj, q, bool(goal.ramp_in), legs_from_policy)
         if ramp is None:
             raise self._stopped(dropped0)
         t0 = time.monotonic()
@@ -356,18 +437,18 @@ class TrackingNode(Node):
                 # Wakes at once when the loop stops execution (fault, e-stop, exception): aborted in ms.
                 if stopped.wait(0.1):
                     raise self._stopped(dropped0)
-                if not self._loop_thread.is_alive():
-                    self.core.fail("the control loop thread ended")
+                if not self._loop_alive():
+                    self.core.fail("the control loop ended")
                     raise self._stopped(dropped0)
                 now = time.monotonic()
-                phase = self.controller.phase
+                phase = self._phase()
                 if phase == Phase.DAMPING:
                     raise self._stopped(dropped0)
                 if cancel.is_set():
-                    hold_s = self.core.start_motion(lambda: self.controller.go_to_hold(now))
+                    hold_s = self._start_hold(now)
                     if hold_s is None:
                         raise self._stopped(dropped0)
-                    while self.controller.phase == Phase.TO_HOLD and time.monotonic() - now < hold_s + 1.0:
+                    while self._phase() == Phase.TO_HOLD and time.monotonic() - now < hold_s + 1.0:
                         feedback(TrackMotion.Feedback(phase="to_hold", progress=1.0,
                                                       time_s=float(time.monotonic() - t0)))
                         if stopped.wait(0.1):
@@ -375,21 +456,23 @@ class TrackingNode(Node):
                     raise Canceled(f"robot ramped to the hold pose in {time.monotonic() - now:.1f} s")
                 if phase == Phase.HOLDING:
                     break
-                prog = 0.3 + 0.7 * (self.controller.tracking_progress(now) if phase == Phase.TRACKING else 0.0)
+                prog = 0.3 + 0.7 * (self._progress(now) if phase == Phase.TRACKING else 0.0)
                 feedback(TrackMotion.Feedback(phase=phase.value, progress=float(prog), time_s=float(now - t0)))
         finally:
             # Whatever ended the goal, the trajectory file gets the tracking log and loop figures.
-            rate_hz, p50_ms, p99_ms = self._loop_stats(t0)
+            rep = self._report(t0)
+            rate_hz, p50_ms, p99_ms = rep["rate_hz"], rep["p50_ms"], rep["p99_ms"]
             dropped = sum(self.core.bad_states.values()) - dropped0
             if out is not None:
-                log_t, log_cmd, log_meas = self.controller.tracking_log()
+                log_t, log_cmd, log_meas = rep["log_t"], rep["log_cmd"], rep["log_meas"]
                 traj.save(out, log_t_s=log_t - t0 if len(log_t) else log_t, log_commanded_rad=log_cmd,
                           log_measured_rad=log_meas, lowcmd_rate_hz=rate_hz, lowcmd_period_p50_ms=p50_ms,
                           lowcmd_period_p99_ms=p99_ms, lowstate_dropped=dropped)
+        work = f", work per period p99 {rep['work_p99_ms']:.2f} ms" if "work_p99_ms" in rep else ""
         self.get_logger().info(f"LowCmd loop during the goal: {rate_hz:.0f} Hz, period p50 {p50_ms:.2f} ms, "
-                               f"p99 {p99_ms:.2f} ms; {dropped} LowStates dropped")
-        result.tracking_rmse_rad = self.controller.tracking_rmse_rad()
-        result.clamped_commands = int(self.controller.clamped_total)
+                               f"p99 {p99_ms:.2f} ms{work}; {dropped} LowStates dropped")
+        result.tracking_rmse_rad = float(rep["rmse_rad"])
+        result.clamped_commands = int(rep["clamped"])
         result.success = True
         result.message = (f"tracked {traj.duration_s:.1f} s after a {ramp:.1f} s ramp-in; "
                           f"joint RMSE {result.tracking_rmse_rad:.3f} rad, {result.clamped_commands} clamped "
@@ -423,18 +506,25 @@ class TrackingNode(Node):
 
     def _legs_from_policy(self, traj) -> bool:
         """Whether the leg policy drives the legs in this step; TrackingError when nothing can."""
-        if self.controller.lower_body is None:
+        if not self._has_leg_policy:
             return False  # on the gantry (or with lower_body trajectory) the legs follow the trajectory
-        sample, _ = self.core.state(time.monotonic())
-        fell = fallen_reason(sample) if sample is not None else ""
+        if self._child:
+            fell = self.core.fallen()
+        else:
+            sample, _ = self.core.state(time.monotonic())
+            fell = fallen_reason(sample) if sample is not None else ""
         if fell:
             raise TrackingError(f"not moving: {fell}; stand it up first (simulator: ros2 service call "
                                 "/g1_sim/reset std_srvs/srv/Trigger)")
         if self.odom_topic:
-            odom, age = self.core.odometry(time.monotonic())
-            if odom is None or age > self.odom_timeout_s:
+            if self._child:
+                age = self.core.odometry_age(time.monotonic())
+            else:
+                odom, age = self.core.odometry(time.monotonic())
+                age = None if odom is None else age
+            if age is None or age > self.odom_timeout_s:
                 raise TrackingError(f"not moving: no odometry on {self.resolve_topic_name(self.odom_topic)} "
-                                    f"{'received' if odom is None else f'for {age:.2f} s'} (the leg policy's outer "
+                                    f"{'received' if age is None else f'for {age:.2f} s'} (the leg policy's outer "
                                     "loops need it; odom_topic '' runs the policy open loop)")
         why = whole_body_reason(traj)
         if not why:
@@ -455,6 +545,9 @@ class TrackingNode(Node):
             self.sink.close()
         if isinstance(self.retargeter, RetargetWorker):
             self.retargeter.close()
+        if self._child:
+            self.core.close()
+            return
         self._stop.set()
         self._io_executor.shutdown(timeout_sec=1.0)
         # Both threads run rclpy code: one still running when the process exits aborts it (C++ terminate).
