@@ -20,6 +20,7 @@ from exoactor.launcher import Graph, build_graph
 from exoactor.nodes.qos import SENSOR_QOS
 from exoactor.nodes.task_client import TaskClient
 from exoactor.nodes.unitree_io import LowCmdReader, LowStateReader, import_unitree_hg
+from fakes.spinning import spin_in_thread, stop_spinning
 
 R = ExecuteTask.Result
 NODES = {"g1_sim", "camera", "embodiment_transfer", "task_planner", "video_generator", "pose_estimator",
@@ -41,17 +42,10 @@ class Recorder:
         self.node.create_subscription(LowState, "lowstate", self._on_state, SENSOR_QOS, raw=True)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
-        threading.Thread(target=self._spin, daemon=True).start()
-
-    def _spin(self):
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - ends with the test's context
-            pass
+        self._thread = spin_in_thread(self.executor)
 
     def close(self):
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
+        stop_spinning(self.executor, self._thread, self.node)
 
     def _on_cmd(self, data):
         with self.lock:

@@ -25,6 +25,7 @@ from exoactor.g1.model import load_g1_model
 from exoactor.geometry import PinholeCamera, quat_wxyz_to_matrix
 from exoactor.launcher import Graph, GraphSpec, build_graph, config_dir
 from exoactor.nodes.qos import LATCHED_QOS
+from fakes.spinning import spin_in_thread, stop_spinning
 
 CAMERA_FRAME = "exocentric_camera_optical"
 
@@ -51,13 +52,7 @@ class Listener:
             sub(kind, topic, lambda m, t=topic: self._keep(t, m), qos)
         self.executor = SingleThreadedExecutor(context=ctx)
         self.executor.add_node(self.node)
-        threading.Thread(target=self._spin, daemon=True).start()
-
-    def _spin(self):
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:  # the test's context ended
-            return
+        self._thread = spin_in_thread(self.executor, ExternalShutdownException)
 
     def _on_tf(self, msg, store):
         with self.lock:
@@ -89,8 +84,7 @@ class Listener:
         return False
 
     def close(self):
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
+        stop_spinning(self.executor, self._thread, self.node)
 
 
 def _pose(t) -> tuple[np.ndarray, np.ndarray]:
