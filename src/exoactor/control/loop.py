@@ -31,6 +31,16 @@ Log = Callable[[str, str], None]
 """log(level, message), level in "info", "warn", "error"."""
 
 
+def period_stats(sent_t, since: float) -> tuple[float, float, float]:
+    """(rate Hz, period p50 ms, period p99 ms) of the commands sent at ``sent_t`` (s) since ``since``;
+    (0, nan, nan) for fewer than three."""
+    t = np.array([x for x in list(sent_t) if x >= since])
+    if len(t) < 3:
+        return 0.0, float("nan"), float("nan")
+    d = np.diff(t) * 1e3
+    return float((len(t) - 1) / (t[-1] - t[0])), float(np.percentile(d, 50)), float(np.percentile(d, 99))
+
+
 def stale_problem(have_state: bool, age_s: float, timeout_s: float) -> str:
     """Why the newest LowState is too old to drive the robot with ('' when it is fresh)."""
     if not have_state:

@@ -44,7 +44,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from exoactor.control.loop import health_problem, stale_problem
+from exoactor.control.loop import health_problem, period_stats, stale_problem
 from exoactor.g1.safety import CommandLimits
 
 START_TIMEOUT_S = 120.0
@@ -90,6 +90,32 @@ class ControlProcessConfig:
 
 class ControlProcessError(RuntimeError):
     """The control process could not start, or stopped answering."""
+
+
+class LegPolicyStartupError(ControlProcessError):
+    """The child could not load the leg policy (a configuration error)."""
+
+
+class EstopCallbacks:
+    """The e-stop's ROS callbacks on a :class:`ControlLoop`: topic ``exoactor/estop`` (std_msgs/Bool),
+    services ``exoactor/estop`` and ``exoactor/estop_reset`` (std_srvs/Trigger). Used wherever the
+    loop runs (this process or the tracking node's)."""
+
+    def __init__(self, core):
+        self.core = core
+
+    def on_topic(self, msg) -> None:
+        if msg.data:
+            self.core.estop("topic exoactor/estop")
+
+    def on_service(self, _req, res):
+        self.core.estop("service exoactor/estop")
+        res.success, res.message = True, "e-stop engaged: damping; release with exoactor/estop_reset"
+        return res
+
+    def on_reset(self, _req, res):
+        res.success, res.message = self.core.estop_reset()
+        return res
 
 
 # ---- the child ---------------------------------------------------------------------------------
@@ -171,18 +197,18 @@ class _Child:
         t = cfg.topics
         self.pub = self.node.create_publisher(LowCmd, t["lowcmd"], unitree_qos(*cfg.qos["lowcmd"]))
         noop = lambda _m: None  # noqa: E731 - messages are taken by the loop, never dispatched
+        estop = EstopCallbacks(self.core)
         self.subs = [(self.node.create_subscription(LowState, t["lowstate"], noop, unitree_qos(*cfg.qos["lowstate"]),
                                                     raw=True),
                       lambda data: self.core.on_lowstate(data, time.monotonic())),
-                     (self.node.create_subscription(Bool, t["estop"], noop, 10), self._on_estop_topic)]
+                     (self.node.create_subscription(Bool, t["estop"], noop, 10), estop.on_topic)]
         if t.get("odom"):
             from rclpy.qos import qos_profile_sensor_data  # noqa: PLC0415
 
             self.subs.append((self.node.create_subscription(Odometry, t["odom"], noop, qos_profile_sensor_data),
                               lambda m: self.core.on_odometry(odometry_from_msg(m), time.monotonic())))
-        self.services = [(self.node.create_service(Trigger, t["estop"], self._on_estop_service), self._on_estop_service),
-                         (self.node.create_service(Trigger, t["estop_reset"], self._on_estop_reset),
-                          self._on_estop_reset)]
+        self.services = [(self.node.create_service(Trigger, t["estop"], estop.on_service), estop.on_service),
+                         (self.node.create_service(Trigger, t["estop_reset"], estop.on_reset), estop.on_reset)]
         self.presence = GraphPresence(self.node)  # its timer never fires here: the loop calls check()
         self.sent_t: collections.deque[float] = collections.deque(maxlen=60000)
         self.work_s: collections.deque[float] = collections.deque(maxlen=60000)
@@ -194,19 +220,6 @@ class _Child:
 
     def _log(self, level: str, msg: str) -> None:
         self.out.send(("log", level, msg))
-
-    def _on_estop_topic(self, msg) -> None:
-        if msg.data:
-            self.core.estop("topic exoactor/estop")
-
-    def _on_estop_service(self, _req, res):
-        self.core.estop("service exoactor/estop")
-        res.success, res.message = True, "e-stop engaged: damping; release with exoactor/estop_reset"
-        return res
-
-    def _on_estop_reset(self, _req, res):
-        res.success, res.message = self.core.estop_reset()
-        return res
 
     # ---- requests -------------------------------------------------------------------------------
     def handle(self, name: str, args: tuple):
@@ -235,15 +248,12 @@ class _Child:
 
     def report(self, since: float) -> dict:
         log_t, log_cmd, log_meas = self.controller.tracking_log()
-        t = np.array([x for x in list(self.sent_t) if x >= since])
-        d = np.diff(t) * 1e3 if len(t) >= 3 else np.array([])
+        rate_hz, p50_ms, p99_ms = period_stats(self.sent_t, since)
+        n = sum(1 for x in list(self.sent_t) if x >= since)
         return {"log_t": log_t, "log_cmd": log_cmd, "log_meas": log_meas,
                 "rmse_rad": self.controller.tracking_rmse_rad(), "clamped": int(self.controller.clamped_total),
-                "rate_hz": float((len(t) - 1) / (t[-1] - t[0])) if len(d) else 0.0,
-                "p50_ms": float(np.percentile(d, 50)) if len(d) else float("nan"),
-                "p99_ms": float(np.percentile(d, 99)) if len(d) else float("nan"),
-                "events_dropped": self.out.dropped,
-                "work_p99_ms": float(np.percentile(np.array(list(self.work_s)[-len(t):]) * 1e3, 99)) if len(d) else
+                "rate_hz": rate_hz, "p50_ms": p50_ms, "p99_ms": p99_ms, "events_dropped": self.out.dropped,
+                "work_p99_ms": float(np.percentile(np.array(list(self.work_s)[-n:]) * 1e3, 99)) if n >= 3 else
                 float("nan")}
 
     def snapshot(self, now: float) -> dict:
@@ -409,7 +419,7 @@ class ControlProcess:
                 continue  # loops to the liveness check
             if msg[0] == "startup_error":
                 self._proc.join(5.0)
-                raise ControlProcessError(msg[2]) if msg[1] != "leg_policy" else _LegPolicyStartupError(msg[2])
+                raise ControlProcessError(msg[2]) if msg[1] != "leg_policy" else LegPolicyStartupError(msg[2])
             if msg[0] == "ready":
                 self.info = msg[1]
                 break
@@ -577,11 +587,6 @@ class ControlProcess:
         return None if t is None else now - t
 
 
-class _LegPolicyStartupError(ControlProcessError):
-    """The child could not load the leg policy (a configuration error)."""
-
-
-LegPolicyStartupError = _LegPolicyStartupError
 
 
 class _Proc:

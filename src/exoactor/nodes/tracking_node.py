@@ -28,7 +28,7 @@ from std_srvs.srv import Trigger
 from exoactor.action import TrackMotion
 from exoactor.control.balance import PolicyLowerBody, fallen_reason, whole_body_reason
 from exoactor.control.leg_policy import LegPolicy, LegPolicyError
-from exoactor.control.loop import ControlLoop
+from exoactor.control.loop import ControlLoop, period_stats
 from exoactor.control.sinks import ExecutionError
 from exoactor.control.tracker import JointTrackingController, Phase
 from exoactor.g1.joints import DEFAULT_KD, DEFAULT_KP, G1_JOINT_NAMES
@@ -37,7 +37,7 @@ from exoactor.g1.safety import DEFAULT_KD_MAX, DEFAULT_KP_MAX, CommandLimits, Un
 from exoactor.motion.human_motion import MotionEstimationError
 from exoactor.msg import G1JointTrajectory as G1JointTrajectoryMsg
 from exoactor.nodes.control_process import (ControlProcess, ControlProcessConfig, ControlProcessError,
-                                            LegPolicyStartupError)
+                                            EstopCallbacks, LegPolicyStartupError)
 from exoactor.nodes.conversions import motion_from_msg, odometry_from_msg, trajectory_to_msg
 from exoactor.nodes.params import ConfigError, declare
 from exoactor.nodes.qos import LATCHED_QOS
@@ -205,9 +205,10 @@ class TrackingNode(Node):
         if self.odom_topic:
             self._io_node.create_subscription(Odometry, self.resolve_topic_name(self.odom_topic), self._on_odom,
                                               qos_profile_sensor_data)
-        self._io_node.create_subscription(Bool, self.resolve_topic_name("exoactor/estop"), self._on_estop_topic, 10)
-        self._io_node.create_service(Trigger, self.resolve_topic_name("exoactor/estop"), self._on_estop_service)
-        self._io_node.create_service(Trigger, self.resolve_topic_name("exoactor/estop_reset"), self._on_estop_reset)
+        estop = EstopCallbacks(self.core)
+        self._io_node.create_subscription(Bool, self.resolve_topic_name("exoactor/estop"), estop.on_topic, 10)
+        self._io_node.create_service(Trigger, self.resolve_topic_name("exoactor/estop"), estop.on_service)
+        self._io_node.create_service(Trigger, self.resolve_topic_name("exoactor/estop_reset"), estop.on_reset)
         self._io_executor = SingleThreadedExecutor(context=self.context)
         self._io_executor.add_node(self._io_node)
         self._stop = threading.Event()
@@ -284,19 +285,6 @@ class TrackingNode(Node):
     def _on_odom(self, msg: Odometry) -> None:
         self.core.on_odometry(odometry_from_msg(msg), time.monotonic())
 
-    def _on_estop_topic(self, msg: Bool) -> None:
-        if msg.data:
-            self.core.estop("topic exoactor/estop")
-
-    def _on_estop_service(self, _req, res):
-        self.core.estop("service exoactor/estop")
-        res.success, res.message = True, "e-stop engaged: damping; release with exoactor/estop_reset"
-        return res
-
-    def _on_estop_reset(self, _req, res):
-        res.success, res.message = self.core.estop_reset()
-        return res
-
     def _state(self):
         """(q (29,) or None, age of the newest usable /lowstate in s, why not to move ('' = fine))."""
         now = time.monotonic()
@@ -338,7 +326,7 @@ class TrackingNode(Node):
                 return {"log_t": np.zeros(0), "log_cmd": empty, "log_meas": empty, "rmse_rad": float("nan"),
                         "clamped": 0, "rate_hz": 0.0, "p50_ms": float("nan"), "p99_ms": float("nan")}
         log_t, log_cmd, log_meas = self.controller.tracking_log()
-        rate_hz, p50_ms, p99_ms = self._loop_stats(since)
+        rate_hz, p50_ms, p99_ms = period_stats(self._sent_t, since)
         return {"log_t": log_t, "log_cmd": log_cmd, "log_meas": log_meas,
                 "rmse_rad": self.controller.tracking_rmse_rad(), "clamped": int(self.controller.clamped_total),
                 "rate_hz": rate_hz, "p50_ms": p50_ms, "p99_ms": p99_ms}
@@ -531,14 +519,6 @@ class TrackingNode(Node):
             return True
         raise TrackingError(f"step refused: {why}; without a gantry the robot must keep its balance (hang it on a "
                             "gantry and set gantry: true, simulator: launch with gantry:=true)")
-
-    def _loop_stats(self, since: float) -> tuple[float, float, float]:
-        """(rate Hz, period p50 ms, period p99 ms) of the LowCmds sent since ``since``."""
-        t = np.array([x for x in list(self._sent_t) if x >= since])
-        if len(t) < 3:
-            return 0.0, float("nan"), float("nan")
-        d = np.diff(t) * 1e3
-        return float((len(t) - 1) / (t[-1] - t[0])), float(np.percentile(d, 50)), float(np.percentile(d, 99))
 
     def close(self) -> None:
         if self.sink is not None:
