@@ -16,6 +16,10 @@ without the fit) reads the video back, and per action the script prints:
 - foot skating (cm per planted frame): horizontal motion of an estimated foot point between two
   frames where the true one is planted (within 2 cm of its lowest height and slower than 5 cm/s);
 - jitter ratio: mean keypoint acceleration of the estimate over that of the truth;
+- hand error (mm): wrist-relative hand point error (each hand's 20 finger points minus its wrist,
+  estimate against truth) over the frames where that hand was detected, and the detection rate
+  (% of hand-frames); closure error: mean |estimated - true| hand closure (0 flat .. 1 fist) on
+  those frames, the open/close signal the retargeter forwards;
 - s/s: seconds of estimation per second of 30 fps video (this machine's cores, as set up).
 
 Rendering time is not counted. Means at the bottom are over every (shape, camera, action).
@@ -83,7 +87,25 @@ def metrics(est: np.ndarray, truth: np.ndarray, fps: float) -> dict[str, float]:
             "jitter": float(acc_e / max(acc_t, 1e-4)), "acc_true_mm": 1e3 * acc_t, "acc_est_mm": 1e3 * acc_e}
 
 
-def render_clip(body, renderer, action: str, fps: float, background: np.ndarray, path: Path) -> np.ndarray:
+def hand_metrics(est_hands: np.ndarray | None, hand_conf: np.ndarray | None, truth_hands: np.ndarray
+                 ) -> dict[str, float]:
+    """Wrist-relative hand point error (mm) on detected hand-frames, detection rate (%), closure error."""
+    from exoactor.motion.hands import hand_closure  # noqa: PLC0415
+
+    if est_hands is None:
+        return {"hand_mm": float("nan"), "hand_det_pct": 0.0, "closure_err": float("nan")}
+    seen = hand_conf > 0
+    rel_e = est_hands[..., 1:, :] - est_hands[..., :1, :]
+    rel_t = truth_hands[..., 1:, :] - truth_hands[..., :1, :]
+    err = np.linalg.norm(rel_e - rel_t, axis=-1).mean(-1)
+    closure = np.abs(hand_closure(est_hands) - hand_closure(truth_hands))
+    return {"hand_mm": 1e3 * float(err[seen].mean()) if seen.any() else float("nan"),
+            "hand_det_pct": 100.0 * float(seen.mean()),
+            "closure_err": float(closure[seen].mean()) if seen.any() else float("nan")}
+
+
+def render_clip(body, renderer, action: str, fps: float, background: np.ndarray, path: Path
+                ) -> tuple[np.ndarray, np.ndarray]:
     from exoactor.planning.vocabulary import VOCABULARY, Step  # noqa: PLC0415
     from exoactor.skeleton import HUMAN_KEYPOINTS  # noqa: PLC0415
     from exoactor.video.choreography import segment_poses  # noqa: PLC0415
@@ -94,15 +116,17 @@ def render_clip(body, renderer, action: str, fps: float, background: np.ndarray,
                 direction="forward" if spec.amount_unit == "m" else "", duration_s=spec.default_duration_s)
     poses = segment_poses([step], 0, fps)
     truth = np.zeros((len(poses), len(HUMAN_KEYPOINTS), 3))
+    hands = np.zeros((len(poses), 2, 21, 3))
     writer = VideoWriter(path, fps, renderer.camera.width, renderer.camera.height)
     try:
         for b0 in range(0, len(poses), 16):
             for k, posed in enumerate(body.pose_batch(poses[b0:b0 + 16])):
                 writer.write(renderer.render(posed, background))
                 truth[b0 + k] = posed.keypoints_world_m
+                hands[b0 + k] = posed.hand_keypoints_world_m
     finally:
         writer.close()
-    return truth
+    return truth, hands
 
 
 def background_image(w: int, h: int) -> np.ndarray:
@@ -152,7 +176,7 @@ def main() -> int:
             try:
                 for action in args.actions.split(","):
                     video = work / f"{shape}_{cam_name}_{action}.mp4"
-                    truth = render_clip(body, renderer, action, args.fps, bg, video)
+                    truth, truth_hands = render_clip(body, renderer, action, args.fps, bg, video)
                     np.save(video.with_suffix(".truth.npy"), truth)
                     for variant, est in variants.items():
                         t0 = time.perf_counter()
@@ -166,16 +190,20 @@ def main() -> int:
                         dt = time.perf_counter() - t0
                         row = {"shape": shape, "camera": cam_name, "action": action, "variant": variant,
                                **metrics(m.keypoints_world_m, truth, args.fps),
+                               **hand_metrics(m.hand_keypoints_world_m, m.hand_confidence, truth_hands),
                                "s_per_s": dt / (len(truth) / args.fps)}
                         rows.append(row)
                         print(f"{shape:18s} {cam_name:14s} {action:10s} {variant:9s} MPJPE {row['mpjpe_mm']:5.0f} "
                               f"PA {row['pa_mpjpe_mm']:4.0f} mm  root {row['root_cm']:5.1f} cm  "
                               f"skate {row['skate_cm']:4.2f} cm  jitter {row['jitter']:4.2f}  "
+                              f"hand {row['hand_mm']:4.0f} mm ({row['hand_det_pct']:3.0f}%) "
+                              f"closure {row['closure_err']:4.2f}  "
                               f"{row['s_per_s']:4.2f} s/s", flush=True)
             finally:
                 renderer.close()
     print()
-    keys = ("mpjpe_mm", "pa_mpjpe_mm", "root_cm", "skate_cm", "jitter", "s_per_s")
+    keys = ("mpjpe_mm", "pa_mpjpe_mm", "root_cm", "skate_cm", "jitter", "hand_mm", "hand_det_pct", "closure_err",
+            "s_per_s")
     for variant in variants:
         ok = [r for r in rows if r["variant"] == variant and "error" not in r]
         failed = sum(1 for r in rows if r["variant"] == variant and "error" in r)

@@ -29,3 +29,24 @@ HUMAN_BONES: tuple[tuple[str, str], ...] = (
             ("hip", "knee"), ("knee", "ankle"), ("ankle", "heel"), ("heel", "toe"), ("ankle", "toe"),
             ("shoulder", "elbow"), ("elbow", "wrist"), ("wrist", "hand"))))
 """The bones drawn between keypoints (body skeleton)."""
+
+HAND_SIDES: tuple[str, ...] = ("left", "right")
+"""Order of the hand axis in hand arrays ((T, 2, 21, ...): index 0 = left hand, 1 = right hand)."""
+
+HAND_KEYPOINTS: tuple[str, ...] = (
+    "wrist",
+    "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
+    "index_mcp", "index_pip", "index_dip", "index_tip",
+    "middle_mcp", "middle_pip", "middle_dip", "middle_tip",
+    "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
+    "pinky_mcp", "pinky_pip", "pinky_dip", "pinky_tip",
+)
+"""The 21 points of a hand, in MediaPipe Hands' order: the wrist, then per finger (thumb first)
+its three joints and its tip. The synthetic renderer's truth defines them: anny's wrist and finger
+bone heads, and the fingertip's skin vertex."""
+
+HAND_BONES: tuple[tuple[int, int], ...] = tuple(
+    (0 if k == 0 else 1 + 4 * f + k - 1, 1 + 4 * f + k) for f in range(5) for k in range(4)) + (
+    (5, 9), (9, 13), (13, 17))
+"""The bones drawn between hand points (indices into HAND_KEYPOINTS): each finger from the wrist,
+and the knuckles across the palm."""

@@ -1,4 +1,5 @@
 """GVHMR and GENMO adapters: synthesized result files and a stand-in command, parsed into the same motion."""
+import re
 import shlex
 import sys
 import threading
@@ -199,3 +200,74 @@ def test_missing_configuration_is_clear(tmp_path, video):
     with pytest.raises(MotionEstimationError, match="licence-gated"):
         estimator("gvhmr", tmp_path / "no_models", output_file=str(result)).estimate(video, CAM, no_progress,
                                                                                       threading.Event())
+
+
+def _wilor_hand(t: int, right: bool) -> np.ndarray:
+    """(21, 3) a hand in camera axes: fingers spread along the image's +y (down), curling with t;
+    a left hand as WiLoR writes it (mirrored in x)."""
+    rng = np.random.default_rng(t + 100 * right)
+    kp = np.zeros((21, 3))
+    for f in range(5):
+        for k in range(4):
+            kp[1 + 4 * f + k] = [0.02 * (f - 2), 0.03 * (k + 1), 0.005 * t * k]
+    kp += rng.normal(0, 0.001, kp.shape)
+    kp += [0.1, -0.2, 2.5]  # where the model puts it: irrelevant, only the shape is used
+    return kp if right else kp * [-1.0, 1.0, 1.0]
+
+
+def write_wilor(path, frames):
+    torch.save({"frames": frames}, path)
+    return path
+
+
+def test_wilor_hands_are_hung_on_the_bodys_wrists_in_the_camera_orientation(model_dir, video, tmp_path):
+    path_w = pelvis_path_world()
+    body = write_result(tmp_path, "genmo", incam_params(path_w))
+    frames = []
+    for t in range(T):
+        hands = [] if t in (5, 6) else [  # no hands in two frames; the right hand twice in frame 8
+            {"is_right": torch.tensor(1.0), "pred_keypoints_3d": torch.tensor(_wilor_hand(t, True)),
+             "score": torch.tensor(0.9), "hand_pose": torch.zeros(15, 3, 3), "betas": torch.zeros(10)},
+            {"is_right": torch.tensor(0.0), "pred_keypoints_3d": torch.tensor(_wilor_hand(t, False))}]
+        if t == 8:
+            hands.append({"is_right": 1, "pred_keypoints_3d": torch.zeros(21, 3), "score": 0.2})
+        frames.append(hands)
+    hands_file = write_wilor(tmp_path / "wilor_hands.pt", frames)
+    m = estimator("genmo", model_dir, output_file=str(body), wilor_output_file=str(hands_file)).estimate(
+        video, CAM, no_progress, threading.Event())
+    assert m.has_hands and m.source == "genmo+wilor"
+    assert m.hand_confidence[5].max() == 0.0 and m.hand_confidence[8, 1] == pytest.approx(0.9)
+    assert m.hand_confidence[0, 0] == pytest.approx(1.0)  # no score: 1
+    r = CAM.rot_world_from_optical
+    for t in (15, 20):  # away from the clip ends and the gap, where smoothing is one-sided
+        for side, right in ((0, False), (1, True)):
+            want = _wilor_hand(t, right) * ([1.0, 1.0, 1.0] if right else [-1.0, 1.0, 1.0])
+            want = (want - want[0]) @ r.T + m.keypoint(("left_wrist", "right_wrist")[side])[t]
+            np.testing.assert_allclose(m.hand_keypoints_world_m[t, side], want, atol=4e-3)  # smoothed: the 1 mm noise is averaged
+    # the frames without hands hold the nearest detection's shape, on their own wrist
+    np.testing.assert_allclose(m.hand_keypoints_world_m[5, 1, 0], m.keypoint("right_wrist")[5])
+    # the same file from a stand-in command
+    est = estimator("genmo", model_dir, output_file=str(body),
+                    wilor_command=stand_in("ok", hands_file, "wilor_hands.pt"))
+    m2 = est.estimate(video, CAM, no_progress, threading.Event())
+    np.testing.assert_allclose(m2.hand_keypoints_world_m, m.hand_keypoints_world_m)
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ({"hands": []}, "no 'frames' list"),
+    ({"frames": [[{"pred_keypoints_3d": torch.zeros(21, 3)}]]}, "needs is_right and pred_keypoints_3d"),
+    ({"frames": [[{"is_right": 1, "pred_keypoints_3d": torch.zeros(20, 3)}]]}, "shape (20, 3)"),
+    ({"frames": [[{"is_right": 1, "pred_keypoints_3d": torch.full((21, 3), float("nan"))}]]}, "expected finite"),
+    ({"frames": [[]] * (T + 1)}, f"{T + 1} frames, the video {T}"),
+    ({"frames": ["x"]}, "frame 0 is a str"),
+])
+def test_malformed_wilor_files_are_clear(content, fragment, model_dir, video, tmp_path):
+    body = write_result(tmp_path, "genmo", incam_params(pelvis_path_world()))
+    hands = tmp_path / "wilor_hands.pt"
+    torch.save(content, hands)
+    est = estimator("genmo", model_dir, output_file=str(body), wilor_output_file=str(hands))
+    with pytest.raises(MotionEstimationError, match=re.escape(fragment)):
+        est.estimate(video, CAM, no_progress, threading.Event())
+    est = estimator("genmo", model_dir, output_file=str(body), wilor_command=stand_in("fail", hands, "x"))
+    with pytest.raises(MotionEstimationError, match=r"wilor: the command exited with status 3"):
+        est.estimate(video, CAM, no_progress, threading.Event())

@@ -133,11 +133,25 @@ def rig(g1_model):
     # a loaded machine must not turn an e-stop or exception test into a stale-state abort.
     with tracking_rig(g1_model, {"ramp_in_min_s": "0.2", "ramp_speed_rad_s": "2.0", "lowstate_timeout_s": "1.0",
                                  "lower_body": "trajectory", "gantry": "true", "retarget_process": "true",
-                                 "control_process": "false"}, 120) as r:  # the loop's hooks: in this process
+                                 "control_process": "false", "dex3_hands": "true"}, 120) as r:  # the loop's hooks: in this process
         yield r
 
 
-def _goal(standing_keypoints, seconds=3.0):
+def _hand(flex_rad: float) -> np.ndarray:
+    """(21, 3) a hand at the origin, fingers along +x, each joint bent by ``flex_rad`` (0: flat)."""
+    pts = np.zeros((21, 3))
+    for f in range(5):
+        y = 0.02 * (f - 2)
+        d, p = 0.0, np.array([0.03 if f == 0 else 0.08, y, 0.0])
+        pts[1 + 4 * f] = p
+        for k in range(3):
+            d += flex_rad
+            p = p + 0.03 * np.array([np.cos(d), 0.0, -np.sin(d)])
+            pts[2 + 4 * f + k] = p
+    return pts
+
+
+def _goal(standing_keypoints, seconds=3.0, hands=None):
     from builtin_interfaces.msg import Time
     from exoactor.action import TrackMotion
 
@@ -146,7 +160,8 @@ def _goal(standing_keypoints, seconds=3.0):
 
     n = int(30 * seconds)
     kp = np.tile(standing_keypoints, (n, 1, 1))
-    m = HumanMotion(30.0, kp, np.ones((n, len(HUMAN_KEYPOINTS))), kp[:, 0], np.tile([1.0, 0, 0, 0], (n, 1)), 1.72)
+    m = HumanMotion(30.0, kp, np.ones((n, len(HUMAN_KEYPOINTS))), kp[:, 0], np.tile([1.0, 0, 0, 0], (n, 1)), 1.72,
+                    hand_keypoints_world_m=None if hands is None else hands(n), hand_confidence=None)
     return TrackMotion.Goal(motion=motion_to_msg(m, Time()), ramp_in=True)
 
 
@@ -266,6 +281,65 @@ def test_lowstates_with_a_bad_crc_are_dropped_and_stop_the_goal(rig, standing_ke
     # the watchdog (1 s), not the fresh-but-bad states, decides; the rest is the switch and the result in transit
     assert 0.9 < t_done - fired[0] < 1.0 + 1.0
     assert node.core.bad_states["bad CRC"] > 50
+
+
+def test_the_humans_hand_closing_drives_the_dex3_hands_and_a_stop_makes_them_limp(rig, standing_keypoints):
+    from exoactor.control.dex3 import DEX3_LIMITS_RAD
+    from exoactor.motion.hands import hand_closure
+    from unitree_hg.msg import HandCmd
+
+    _, helper, _, client = rig
+    got = {"left": [], "right": []}
+    subs = [helper.create_subscription(HandCmd, f"dex3/{side}/cmd",
+                                       lambda m, side=side: got[side].append((time.monotonic(), m)), 10)
+            for side in got]
+    time.sleep(0.5)  # discovery
+
+    def closing(n):  # the right hand closes over the step, the left one stays flat
+        flex = np.linspace(0.0, 1.1, n)
+        hands = np.zeros((n, 2, 21, 3))
+        hands[:, 0] = _hand(0.0)
+        hands[:, 1] = np.array([_hand(a) for a in flex])
+        return hands
+
+    closure = hand_closure(closing(5)[:, 1])
+    assert closure[0] < 0.05 and closure[-1] > 0.9 and np.all(np.diff(closure) >= 0)
+    status, result, _, _ = _run(client, _goal(standing_keypoints, 2.0, hands=closing))
+    assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+    right = [np.array([c.q for c in m.motor_cmd]) for _, m in got["right"]]
+    left = [np.array([c.q for c in m.motor_cmd]) for _, m in got["left"]]
+    assert len(right) > 20 and len(left) == len(right)  # ~50 Hz while tracking
+    lo, hi = DEX3_LIMITS_RAD["right"]
+    assert all(len(q) == 7 and np.all(q >= lo - 1e-6) and np.all(q <= hi + 1e-6) for q in right)
+    assert np.abs(right[0]).max() < 0.3 and right[-1][4] > 1.2  # open at the start, the middle finger bent at the end
+    assert all(np.abs(q).max() < 0.1 for q in left)  # the flat left hand stays open
+    assert all(c.kp > 0 for _, m in got["right"] for c in m.motor_cmd)
+    # an e-stop mid-step: the hands get kp 0 (limp), not a last position to squeeze on
+    for side in got:
+        got[side].clear()
+    pub = helper.create_publisher(Bool, "exoactor/estop", 10)
+    time.sleep(0.5)
+
+    def estop(fb):
+        if fb.phase == "tracking" and len(got["right"]) > 3:
+            pub.publish(Bool(data=True))
+            return True
+        return False
+
+    status, result, _, _ = _run(client, _goal(standing_keypoints, 3.0, hands=closing), estop)
+    assert status == GoalStatus.STATUS_ABORTED
+    time.sleep(0.2)
+    assert all(c.kp == 0.0 for c in got["right"][-1][1].motor_cmd)
+    reset = helper.create_client(Trigger, "exoactor/estop_reset")
+    assert reset.wait_for_service(5.0)
+    time.sleep(0.5)
+    fut = reset.call_async(Trigger.Request())
+    deadline = time.monotonic() + 5
+    while not fut.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fut.result().success
+    for sub in subs:
+        helper.destroy_subscription(sub)
 
 
 def test_gains_beyond_their_bounds_are_refused_at_start_up_in_one_line():

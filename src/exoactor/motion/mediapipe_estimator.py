@@ -1,14 +1,16 @@
-"""CPU motion estimator: MediaPipe Pose (weights inside the mediapipe 0.10.21 wheel).
+"""CPU motion estimator: MediaPipe Pose and Hands (weights inside the mediapipe 0.10.21 wheel).
 
 MediaPipe's 33 landmarks are surface points (nose, foot tip, outside of the hips); each joint of
 HUMAN_KEYPOINTS is an affine combination of a few of them, learned on renders of the synthetic
 human against its own skeleton (:mod:`exoactor.motion.mediapipe_regressor`, made by
 ``scripts/fit_mediapipe_regressor.py``; ``regressor=False``: the hand-made mid-points). Its
 ``pose_world_landmarks`` (metric, hip-centred, camera-oriented) give the 3D shape and
-:mod:`exoactor.motion.grounding` places it in the world.
+:mod:`exoactor.motion.grounding` places it in the world. Hands (``hands=True``): MediaPipe Hands on
+a crop around each wrist, hung on the fitted wrists (:mod:`exoactor.motion.hands`).
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 from pathlib import Path
@@ -19,10 +21,11 @@ import numpy as np
 from exoactor.geometry import PinholeCamera
 from exoactor.motion.estimator import MotionEstimator, input_video_info
 from exoactor.motion.grounding import ground_motion
+from exoactor.motion.hands import MediaPipeHands, attach_hands
 from exoactor.motion.human_motion import HumanMotion, MotionEstimationError
 from exoactor.motion.mediapipe_regressor import WEIGHTS
 from exoactor.progress import Canceled, CancelToken, ProgressCallback
-from exoactor.skeleton import HUMAN_KEYPOINTS
+from exoactor.skeleton import HAND_KEYPOINTS, HAND_SIDES, HUMAN_KEYPOINTS, KP
 from exoactor.video.io import read_video_frames
 
 # HUMAN_KEYPOINTS -> MediaPipe landmark indices averaged to make it: the hand-made mapping, the
@@ -58,10 +61,13 @@ class MediaPipeEstimator(MotionEstimator):
         "min_detection_confidence": (0.5, "person detection threshold 0..1"),
         "regressor": (True, "map MediaPipe landmarks to body joints with the learned weights "
                             "(exoactor/motion/mediapipe_regressor.py); false = hand-made mid-points"),
+        "hands": (True, "estimate both hands' 21 points with MediaPipe Hands on a crop around each wrist"),
+        "hands_crop_px": (256, "side of the square each wrist's crop is scaled to for MediaPipe Hands (pixels)"),
     }
 
     def __init__(self, min_detection_confidence: float = 0.5, smooth_sigma_frames: float = 1.5,
-                 min_detected_fraction: float = 0.5, fit: bool = True, regressor: bool = True, **_ignored):
+                 min_detected_fraction: float = 0.5, fit: bool = True, regressor: bool = True,
+                 hands: bool = True, hands_crop_px: int = 256, **_ignored):
         self.min_detection_confidence = float(min_detection_confidence)
         self.smooth_sigma_frames = float(smooth_sigma_frames)
         self.min_detected_fraction = float(min_detected_fraction)
@@ -69,6 +75,10 @@ class MediaPipeEstimator(MotionEstimator):
         if self.fit:  # import torch now, in the background, not during the first clip (seconds of CPU)
             threading.Thread(target=importlib.import_module, args=("torch",), name="import-torch", daemon=True).start()
         self._map = landmark_map(bool(regressor))
+        self.hands = bool(hands)
+        self.hands_crop_px = int(hands_crop_px)
+        if self.hands_crop_px < 64:
+            raise ValueError(f"mediapipe.hands_crop_px must be at least 64, got {self.hands_crop_px}")
 
     def estimate(self, video_path: Path, camera: PinholeCamera, progress: ProgressCallback,
                  cancel: CancelToken) -> HumanMotion:
@@ -82,10 +92,13 @@ class MediaPipeEstimator(MotionEstimator):
             raise MotionEstimationError(
                 f"video aspect {w}x{h} does not match the camera calibration {camera.width}x{camera.height}")
         rel, uv, conf, det = [], [], [], []
+        hand_rel, hand_conf = [], []
         scale = 1.0 if max(w, h) <= 1280 else 1280.0 / max(w, h)
-        with mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True,
-                                    enable_segmentation=False,
-                                    min_detection_confidence=self.min_detection_confidence) as pose:
+        hands_or_none = (MediaPipeHands(self.min_detection_confidence, self.hands_crop_px) if self.hands
+                         else contextlib.nullcontext())
+        with hands_or_none as hands, mp.solutions.pose.Pose(
+                static_image_mode=False, model_complexity=1, smooth_landmarks=True, enable_segmentation=False,
+                min_detection_confidence=self.min_detection_confidence) as pose:
             for i, frame in enumerate(read_video_frames(video_path)):
                 if cancel.is_set():
                     raise Canceled("motion estimation canceled")
@@ -97,6 +110,8 @@ class MediaPipeEstimator(MotionEstimator):
                     uv.append(np.zeros((len(HUMAN_KEYPOINTS), 2)))
                     conf.append(np.zeros(len(HUMAN_KEYPOINTS)))
                     det.append(False)
+                    hand_rel.append(np.zeros((len(HAND_SIDES), len(HAND_KEYPOINTS), 3)))
+                    hand_conf.append(np.zeros(len(HAND_SIDES)))
                 else:
                     lm = res.pose_landmarks.landmark
                     wl = res.pose_world_landmarks.landmark
@@ -108,10 +123,21 @@ class MediaPipeEstimator(MotionEstimator):
                     uv.append(self._map @ px)
                     conf.append(np.clip(np.abs(self._map) @ vis / np.abs(self._map).sum(1), 0.0, 1.0))
                     det.append(True)
+                    if hands is not None:
+                        frame_px = px * [frame.shape[1] / camera.width, frame.shape[0] / camera.height]
+                        r, _, c = hands.detect(np.ascontiguousarray(frame), frame_px, vis)
+                        hand_rel.append(r)
+                        hand_conf.append(c)
                 if i % 10 == 0 or i + 1 == n:
-                    progress(i + 1, n, f"pose in frame {i + 1}/{n}")
+                    progress(i + 1, n, f"pose{' and hands' if hands else ''} in frame {i + 1}/{n}")
         if not det:
             raise MotionEstimationError(f"no frame could be decoded from {video_path}")
-        return ground_motion(np.array(rel), np.array(uv), np.array(conf), np.array(det), camera, fps,
-                             source=self.name, smooth_sigma_frames=self.smooth_sigma_frames,
-                             min_detected_fraction=self.min_detected_fraction, fit=self.fit)
+        motion = ground_motion(np.array(rel), np.array(uv), np.array(conf), np.array(det), camera, fps,
+                               source=self.name, smooth_sigma_frames=self.smooth_sigma_frames,
+                               min_detected_fraction=self.min_detected_fraction, fit=self.fit)
+        if hands is not None:
+            wrists = motion.keypoints_world_m[:, [KP[f"{s}_wrist"] for s in HAND_SIDES]]
+            motion.hand_keypoints_world_m, motion.hand_confidence = attach_hands(
+                wrists, np.array(hand_rel), np.array(hand_conf), camera)
+            motion.validate()
+        return motion

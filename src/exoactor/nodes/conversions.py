@@ -14,7 +14,7 @@ from exoactor.msg import StepPrompt
 from exoactor.nodes.calibration_msgs import pose_from_msg, pose_msg
 from exoactor.geometry import quat_wxyz_to_matrix
 from exoactor.planning.vocabulary import Step
-from exoactor.retarget.trajectory import G1JointTrajectory
+from exoactor.retarget.trajectory import G1JointTrajectory, RetargetingError
 
 WORLD_FRAME = "world"
 
@@ -52,6 +52,9 @@ def motion_to_msg(m: HumanMotion, stamp: TimeMsg, frame_id: str = WORLD_FRAME) -
     msg.keypoint_names = list(m.keypoint_names)
     msg.keypoints_world_m = m.keypoints_world_m.astype(np.float32).ravel().tolist()
     msg.keypoint_confidence = np.asarray(m.confidence, np.float32).ravel().tolist()
+    if m.has_hands:
+        msg.hand_keypoints_world_m = m.hand_keypoints_world_m.astype(np.float32).ravel().tolist()
+        msg.hand_confidence = m.hand_confidence.astype(np.float32).ravel().tolist()
     msg.height_m = float(m.height_m)
     msg.frame_flags = np.asarray(m.frame_flags, np.uint8).tobytes()
     return msg
@@ -67,11 +70,21 @@ def motion_from_msg(msg: HumanMotionMsg) -> HumanMotion:
     root_pos, root_quat = _root_poses(msg, t)
     flags = (np.frombuffer(bytes(msg.frame_flags), dtype=np.uint8) if len(msg.frame_flags) == t
              else np.zeros(t, np.uint8))
+    hands = hand_conf = None
+    if len(msg.hand_keypoints_world_m):
+        hands = np.asarray(msg.hand_keypoints_world_m, np.float64)
+        hand_conf = np.asarray(msg.hand_confidence, np.float64)
+        if hands.size != t * 2 * 21 * 3 or hand_conf.size != t * 2:
+            raise MotionEstimationError(f"HumanMotion message hand sizes do not match num_frames={t}: "
+                                        f"{hands.size} hand values (expected {t * 2 * 21 * 3}), "
+                                        f"{hand_conf.size} hand confidences (expected {t * 2})")
+        hands, hand_conf = hands.reshape(t, 2, 21, 3), hand_conf.reshape(t, 2)
     return HumanMotion(fps=float(msg.fps), keypoints_world_m=kp.reshape(t, j, 3),
                        confidence=np.asarray(msg.keypoint_confidence, np.float64).reshape(t, j),
                        root_pos_world_m=root_pos, root_quat_wxyz=root_quat,
                        height_m=float(msg.height_m), keypoint_names=tuple(msg.keypoint_names),
-                       frame_flags=flags.copy(), source=msg.source)
+                       frame_flags=flags.copy(), source=msg.source, hand_keypoints_world_m=hands,
+                       hand_confidence=hand_conf)
 
 
 def trajectory_to_msg(tr: G1JointTrajectory, stamp: TimeMsg, frame_id: str = WORLD_FRAME) -> G1JointTrajectoryMsg:
@@ -80,14 +93,22 @@ def trajectory_to_msg(tr: G1JointTrajectory, stamp: TimeMsg, frame_id: str = WOR
     msg.joint_names = list(G1_JOINT_NAMES)
     msg.positions_rad = tr.positions_rad.astype(np.float32).ravel().tolist()
     msg.velocities_rad_s = tr.velocities_rad_s.astype(np.float32).ravel().tolist()
+    if tr.hand_closure is not None:
+        msg.hand_closure = tr.hand_closure.astype(np.float32).ravel().tolist()
     return msg
 
 
 def trajectory_from_msg(msg: G1JointTrajectoryMsg) -> G1JointTrajectory:
     t = int(msg.num_frames)
+    closure = None
+    if len(msg.hand_closure):
+        if len(msg.hand_closure) != 2 * t:
+            raise RetargetingError(f"G1JointTrajectory hand_closure has {len(msg.hand_closure)} values, "
+                                   f"expected 2 per frame ({2 * t}) or none")
+        closure = np.asarray(msg.hand_closure, np.float64).reshape(t, 2)
     return G1JointTrajectory(float(msg.fps), np.asarray(msg.positions_rad, np.float64).reshape(t, NUM_BODY_JOINTS),
                              np.asarray(msg.velocities_rad_s, np.float64).reshape(t, NUM_BODY_JOINTS),
-                             *_root_poses(msg, t))
+                             *_root_poses(msg, t), hand_closure=closure)
 
 
 def odometry_to_msg(odom: BaseOdometry, stamp: TimeMsg, frame_id: str = WORLD_FRAME,

@@ -26,6 +26,7 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from exoactor.action import TrackMotion
+from exoactor.control.dex3 import Dex3Hands
 from exoactor.control.balance import PolicyLowerBody, fallen_reason, whole_body_reason
 from exoactor.control.leg_policy import LegPolicy, LegPolicyError
 from exoactor.control.loop import ControlLoop, period_stats
@@ -44,7 +45,8 @@ from exoactor.nodes.qos import LATCHED_QOS
 from exoactor.nodes.spin import join_all, spin_node
 from exoactor.nodes.sinks_ros import BACKEND_DESCRIPTION, make_sink
 from exoactor.nodes.stage import StageServer, declare_episode_root, goal_path
-from exoactor.nodes.unitree_io import LowCmdWriter, LowStateReader, declare_unitree_qos, import_unitree_hg
+from exoactor.nodes.unitree_io import (Dex3Publisher, LowCmdWriter, LowStateReader, declare_unitree_qos,
+                                      import_unitree_hg)
 from exoactor.progress import Canceled
 from exoactor.realtime import MAX_RT_PRIORITY, make_named_threads_realtime, make_thread_realtime, normal_priority
 from exoactor.registry import load_backend
@@ -123,7 +125,16 @@ class TrackingNode(Node):
                             "thread (SCHED_FIFO where permitted), which also takes /lowstate and serves the e-stop: "
                             "nothing else in that process competes for its GIL (backend lowcmd; the others run "
                             "in this process); false: a thread of this process")
+        dex3 = p("dex3_hands", False, "forward the human's hand open/close (from the motion's hands) to the G1's Dex3 "
+                 "hands on dex3/{left,right}/cmd (unitree_hg/HandCmd, 50 Hz) while a step is tracked; they go limp "
+                 "(kp 0) when execution stops")
+        dex3_kp = p("dex3_kp", 1.5, "Dex3 position gain (0-5)")
+        dex3_kd = p("dex3_kd", 0.1, "Dex3 velocity gain (0-1)")
         self._check_config(kp, kd, kp_max, kd_max, vmax, margin, temp_warn, temp_stop)
+        try:
+            self.dex3 = Dex3Publisher(self, Dex3Hands(dex3_kp, dex3_kd)) if dex3 else None
+        except ValueError as e:
+            raise ConfigError(f"{e} (parameters 'dex3_kp', 'dex3_kd')") from None
         if self.lower_body_mode not in ("policy", "trajectory"):
             raise ConfigError(f"parameter 'lower_body' must be policy or trajectory, got {self.lower_body_mode!r}")
         if self.lower_body_mode == "trajectory" and not self.gantry:
@@ -420,10 +431,11 @@ class TrackingNode(Node):
         if ramp is None:
             raise self._stopped(dropped0)
         t0 = time.monotonic()
+        hands = traj.hand_closure is not None and self.dex3 is not None
         try:
             while True:
                 # Wakes at once when the loop stops execution (fault, e-stop, exception): aborted in ms.
-                if stopped.wait(0.1):
+                if stopped.wait(0.02 if hands else 0.1):
                     raise self._stopped(dropped0)
                 if not self._loop_alive():
                     self.core.fail("the control loop ended")
@@ -444,8 +456,14 @@ class TrackingNode(Node):
                     raise Canceled(f"robot ramped to the hold pose in {time.monotonic() - now:.1f} s")
                 if phase == Phase.HOLDING:
                     break
+                if hands and phase == Phase.TRACKING:
+                    self.dex3.send(traj.hand_closure_at(self._progress(now) * traj.duration_s))
                 prog = 0.3 + 0.7 * (self._progress(now) if phase == Phase.TRACKING else 0.0)
                 feedback(TrackMotion.Feedback(phase=phase.value, progress=float(prog), time_s=float(now - t0)))
+        except TrackingError:
+            if self.dex3 is not None:
+                self.dex3.damp()
+            raise
         finally:
             # Whatever ended the goal, the trajectory file gets the tracking log and loop figures.
             rep = self._report(t0)

@@ -282,3 +282,33 @@ class LowStateReader:
         ms = rec["motor_state"][:NUM_BODY_JOINTS]
         return (ms["q"].astype(float), ms["dq"].astype(float), int(rec["mode_machine"]),
                 bool(np.any(ms["motorstate"] != 0)), lowstate_crc(rec) == int(rec["crc"]))
+
+
+class Dex3Publisher:
+    """``unitree_hg/HandCmd`` on ``dex3/left/cmd`` and ``dex3/right/cmd`` from :class:`exoactor.control.dex3.Dex3Hands`
+    commands (sent as the tracked step plays; limp when execution stops)."""
+
+    def __init__(self, node, hands, qos=10):
+        try:
+            from unitree_hg.msg import HandCmd, MotorCmd  # noqa: PLC0415
+        except ImportError as e:
+            raise RuntimeError("dex3_hands needs the unitree_hg HandCmd message (unitree_ros2, or the offline copy "
+                               "from scripts/setup_env.sh)") from e
+        self._hand_cmd, self._motor_cmd = HandCmd, MotorCmd
+        self.hands = hands
+        self._pubs = {side: node.create_publisher(HandCmd, f"dex3/{side}/cmd", qos) for side in ("left", "right")}
+
+    def _publish(self, side: str, cmd) -> None:
+        msg = self._hand_cmd()
+        msg.motor_cmd = [self._motor_cmd(mode=int(m), q=float(q), dq=0.0, tau=0.0, kp=cmd.kp, kd=cmd.kd)
+                         for m, q in zip(cmd.mode, cmd.q_rad)]
+        self._pubs[side].publish(msg)
+
+    def send(self, closure) -> None:
+        """closure: (2,) left, right in [0, 1]."""
+        for side, c in zip(("left", "right"), closure):
+            self._publish(side, self.hands.command(side, float(c)))
+
+    def damp(self) -> None:
+        for side in ("left", "right"):
+            self._publish(side, self.hands.damp(side))

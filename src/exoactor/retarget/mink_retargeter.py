@@ -27,6 +27,7 @@ from exoactor.g1.joints import G1_JOINT_NAMES
 from exoactor.g1.model import joint_qpos_addresses, load_g1_model
 from exoactor.geometry import matrix_to_quat_wxyz, quat_wxyz_to_matrix, rot_z
 from exoactor.motion.clip_fit import FOOT_POINTS, detect_planted
+from exoactor.motion.hands import hand_closure_signal
 from exoactor.motion.human_motion import HumanMotion
 from exoactor.progress import Canceled, CancelToken, ProgressCallback
 from exoactor.retarget.trajectory import G1JointTrajectory, RetargetingError
@@ -224,7 +225,10 @@ class MinkRetargeter:
                 f"{over.mean():.0%} of the frames, up to {residual[t]:.2f} m ({worst[t]}) at frame {t} "
                 "(parameter max_ik_residual_m)")
         vel = np.gradient(out_q, dt, axis=0) if n > 1 else np.zeros_like(out_q)
-        return G1JointTrajectory(motion.fps, out_q, vel, out_root, out_quat, ik_residual_m=residual)
+        closure = (hand_closure_signal(motion.hand_keypoints_world_m, motion.hand_confidence) if motion.has_hands
+                   else None)
+        return G1JointTrajectory(motion.fps, out_q, vel, out_root, out_quat, ik_residual_m=residual,
+                                 hand_closure=closure)
 
     def _set_targets(self, kp: np.ndarray, root_quat_wxyz: np.ndarray, lower: "_LowerBodyMap", s_arm: float,
                      planted: dict[str, bool]) -> None:

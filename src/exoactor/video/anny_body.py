@@ -32,6 +32,16 @@ _TRUTH_BONES = {
 }
 
 
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def _axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
+    x, y, z = axis
+    k = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+
+
 def _min_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Smallest rotation taking unit vector a to unit vector b."""
     v = np.cross(a, b)
@@ -46,10 +56,18 @@ def _min_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.eye(3) + vx + vx @ vx / (1 + c)
 
 
+FINGERS = ("finger1", "finger2", "finger3", "finger4", "finger5")
+"""Anny's finger chains, thumb first; each has bones -1, -2, -3 (knuckle to tip)."""
+FLEX_RAD = {"finger1": (0.35, 0.45, 0.7), "finger2": (1.2, 1.35, 0.9), "finger3": (1.25, 1.4, 0.9),
+            "finger4": (1.25, 1.4, 0.9), "finger5": (1.2, 1.3, 0.9)}
+"""Flexion of each finger bone (knuckle, middle, tip) at grip 1 (a closed fist), radians."""
+
+
 @dataclass
 class PosedBody:
     vertices_world_m: np.ndarray  # (V, 3)
     keypoints_world_m: np.ndarray  # (J, 3) in HUMAN_KEYPOINTS order
+    hand_keypoints_world_m: np.ndarray  # (2, 21, 3): left, right hand in HAND_KEYPOINTS order
 
 
 class AnnyBody:
@@ -85,6 +103,27 @@ class AnnyBody:
         colors[z < self.floor_z_a + 0.09] = [30, 30, 30, 255]                      # shoes
         colors[(z > 0.55) | (x > 0.40)] = [224, 172, 140, 255]                     # skin: head, hands
         self.vertex_colors = colors
+        self._init_hands(verts[0], heads[0])
+
+    def _init_hands(self, verts_a: np.ndarray, heads_a: np.ndarray) -> None:
+        """Rest-pose finger flexion axes, and the fingertip vertices (the 21 hand points' tips)."""
+        weights = self.model.vertex_bone_weights.cpu().numpy()
+        bones = self.model.vertex_bone_indices.cpu().numpy()
+        self.flex_axes_a: dict[str, np.ndarray] = {}
+        self.tip_vertex: dict[str, int] = {}
+        for S in ("L", "R"):
+            h = {b: heads_a[self.idx[f"{b}.{S}"]] for b in ("wrist", "finger2-1", "finger5-1", "finger3-1")}
+            across = _unit(h["finger2-1"] - h["finger5-1"])  # knuckles, little finger -> index
+            fwd = _unit(h["finger3-1"] - h["wrist"])
+            palm = _unit(np.cross(fwd, across)) * (1.0 if S == "L" else -1.0)  # palm-side normal
+            for f in FINGERS:
+                d = _unit(heads_a[self.idx[f"{f}-3.{S}"]] - heads_a[self.idx[f"{f}-1.{S}"]])
+                # flexing turns the finger toward the palm: about d x palm
+                self.flex_axes_a[f"{f}.{S}"] = _unit(np.cross(d, palm))
+                b3 = self.idx[f"{f}-3.{S}"]
+                main = bones[np.arange(len(bones)), weights.argmax(1)] == b3
+                cand = np.flatnonzero(main)
+                self.tip_vertex[f"{f}.{S}"] = int(cand[np.argmax((verts_a[cand] - heads_a[b3]) @ d)])
 
     @property
     def height_m(self) -> float:
@@ -119,6 +158,11 @@ class AnnyBody:
                 params[self.idx[f"{_LIMB_BONES[second][0]}.{S}"], :3, :3] = r1.T @ r2
                 if first == "thigh":  # keep the foot flat on the floor
                     params[self.idx[f"foot.{S}"], :3, :3] = r2.T @ r_root
+            grip = float(np.clip(pose.grip.get(s, 0.0), 0.0, 1.0))
+            for f in FINGERS:
+                for k, angle in enumerate(FLEX_RAD[f]):
+                    params[self.idx[f"{f}-{k + 1}.{S}"], :3, :3] = _axis_angle(self.flex_axes_a[f"{f}.{S}"],
+                                                                             grip * angle)
         ankle_z = [self.hip_z_a + self.lengths[f"thigh_{s}"] * pose.dirs[f"thigh_{s}"][2]
                    + self.lengths[f"shank_{s}"] * pose.dirs[f"shank_{s}"][2] for s in ("l", "r")]
         root = np.array([pose.xy_world_m[0], pose.xy_world_m[1], self.ankle_height_m - min(ankle_z)])
@@ -141,7 +185,21 @@ class AnnyBody:
                 a = kp[HUMAN_KEYPOINTS.index(f"{side}_ankle")]
                 fwd = rot_z(poses[k].yaw_rad)[:, 0]
                 kp[HUMAN_KEYPOINTS.index(f"{side}_heel")] = a - 0.05 * fwd - [0, 0, self.ankle_height_m - 0.02]
-            out.append(PosedBody(v, kp))
+            out.append(PosedBody(v, kp, self._hand_points(v, h)))
+        return out
+
+
+    def _hand_points(self, verts: np.ndarray, heads: np.ndarray) -> np.ndarray:
+        """(2, 21, 3) left/right hand points in MediaPipe Hands' order: wrist; per finger (thumb
+        first) its three joints then its tip. The joints are anny's bone heads (thumb: CMC, MCP, IP;
+        fingers: MCP, PIP, DIP); the tip is the fingertip's skin vertex."""
+        out = np.zeros((2, 21, 3))
+        for i, S in enumerate(("L", "R")):
+            out[i, 0] = heads[self.idx[f"wrist.{S}"]]
+            for j, f in enumerate(FINGERS):
+                for k in range(3):
+                    out[i, 1 + 4 * j + k] = heads[self.idx[f"{f}-{k + 1}.{S}"]]
+                out[i, 4 + 4 * j] = verts[self.tip_vertex[f"{f}.{S}"]]
         return out
 
 

@@ -31,6 +31,10 @@ NEUTRAL_DIRS = {
 }
 
 
+NEUTRAL_GRIP = {"l": 0.25, "r": 0.25}
+"""A relaxed hand: fingers slightly bent."""
+
+
 @dataclass
 class BodyPose:
     """One frame. xy_world_m: root position on the floor plane; yaw_rad: heading (CCW from +x);
@@ -41,9 +45,12 @@ class BodyPose:
     yaw_rad: float = 0.0
     spine_pitch_rad: float = 0.0
     dirs: dict[str, np.ndarray] = field(default_factory=lambda: {k: v.copy() for k, v in NEUTRAL_DIRS.items()})
+    grip: dict[str, float] = field(default_factory=lambda: dict(NEUTRAL_GRIP))
+    """Hand closure per side ("l", "r"): 0 open (fingers straight) to 1 a closed fist."""
 
     def copy(self) -> "BodyPose":
-        return replace(self, xy_world_m=self.xy_world_m.copy(), dirs={k: v.copy() for k, v in self.dirs.items()})
+        return replace(self, xy_world_m=self.xy_world_m.copy(), dirs={k: v.copy() for k, v in self.dirs.items()},
+                       grip=dict(self.grip))
 
 
 def smoothstep(u: float) -> float:
@@ -92,6 +99,8 @@ def pose_at(step: Step, start: BodyPose, u: float) -> BodyPose:
             d[k] = _blend_dir(start.dirs[k], NEUTRAL_DIRS[k], w)
         if a == "stand":
             p.spine_pitch_rad = (1 - w) * start.spine_pitch_rad
+        for s in (("l", "r") if a == "stand" else _sides(step.side)):
+            p.grip[s] = (1 - w) * start.grip[s] + w * NEUTRAL_GRIP[s]
         return p
     if a in ("walk", "step"):
         directions = {"forward": (1, 0), "backward": (-1, 0), "left": (0, 1), "right": (0, -1)}
@@ -161,6 +170,7 @@ def pose_at(step: Step, start: BodyPose, u: float) -> BodyPose:
         for s in _sides(step.side):
             d[f"uarm_{s}"] = _blend_dir(start.dirs[f"uarm_{s}"], up_fn(s), k)
             d[f"farm_{s}"] = _blend_dir(start.dirs[f"farm_{s}"], fore_fn(s), k)
+            p.grip[s] = _grip_at(a, start.grip[s], u)
         return p
     if a == "wave":
         raise_k = smoothstep(u / 0.25) * smoothstep((1 - u) / 0.2)
@@ -170,8 +180,20 @@ def pose_at(step: Step, start: BodyPose, u: float) -> BodyPose:
             fore = _unit([0.1, _lat(s) * 0.45 * osc, 1.0])
             d[f"uarm_{s}"] = _blend_dir(start.dirs[f"uarm_{s}"], up, raise_k)
             d[f"farm_{s}"] = _blend_dir(start.dirs[f"farm_{s}"], fore, raise_k)
+            p.grip[s] = (1 - raise_k) * start.grip[s]  # an open hand while it waves
         return p
     raise ValueError(f"no choreography for action {a!r}")
+
+
+def _grip_at(action: str, start: float, u: float) -> float:
+    """Hand closure during an arm action: grasp closes the hand as it arrives, place opens it at
+    the far point and relaxes it on the way back, the others keep it."""
+    if action == "grasp":
+        return start + (1.0 - start) * smoothstep((u - 0.55) / 0.35)
+    if action == "place":
+        opened = start * (1.0 - smoothstep((u - 0.3) / 0.2))
+        return opened + (NEUTRAL_GRIP["r"] - opened) * smoothstep((u - 0.7) / 0.3)
+    return start
 
 
 def start_pose_of(steps: list[Step], index: int) -> BodyPose:

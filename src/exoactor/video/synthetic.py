@@ -3,7 +3,8 @@
 The human stands where the robot stands (the world origin, facing +x) and is rendered through
 the calibrated exocentric camera over the reference image, so the video looks like the scene
 with a human in the robot's place. Alongside each segment it writes the true 3D keypoints
-(``segment_XX_truth.npz``), which tests and benchmarks use as ground truth.
+(``segment_XX_truth.npz``: body joints, both hands' 21 points and their closure), which tests and
+benchmarks use as ground truth.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from exoactor.geometry import PinholeCamera
 from exoactor.progress import Canceled, CancelToken, ProgressCallback
-from exoactor.skeleton import HUMAN_KEYPOINTS
+from exoactor.skeleton import HAND_KEYPOINTS, HAND_SIDES, HUMAN_KEYPOINTS
 from exoactor.video.anny_body import AnnyBody, OffscreenHumanRenderer
 from exoactor.video.base import VideoGenerationError, VideoGenerator, VideoRequest, VideoSegment
 from exoactor.video.choreography import segment_poses
@@ -70,6 +71,7 @@ class SyntheticVideoGenerator(VideoGenerator):
         poses = segment_poses(request.steps, request.segment_index, self.fps)
         video_path, last_path = self.segment_paths(request)
         truth = np.zeros((len(poses), len(HUMAN_KEYPOINTS), 3))
+        hand_truth = np.zeros((len(poses), len(HAND_SIDES), len(HAND_KEYPOINTS), 3))
         t0 = time.monotonic()
         with self._lock:
             renderer = self._renderer_for(cam)
@@ -85,6 +87,7 @@ class SyntheticVideoGenerator(VideoGenerator):
                         frame = renderer.render(posed, bg)
                         writer.write(frame)
                         truth[b0 + k] = posed.keypoints_world_m
+                        hand_truth[b0 + k] = posed.hand_keypoints_world_m
                     done = min(b0 + BATCH, len(poses))
                     progress(done, len(poses), f"rendered {done}/{len(poses)} frames")
             finally:
@@ -92,6 +95,8 @@ class SyntheticVideoGenerator(VideoGenerator):
         write_image_rgb(last_path, frame)
         np.savez_compressed(video_path.with_name(f"segment_{request.segment_index:02d}_truth.npz"),
                             keypoints_world_m=truth, keypoint_names=np.array(HUMAN_KEYPOINTS), fps=self.fps,
+                            hand_keypoints_world_m=hand_truth, hand_keypoint_names=np.array(HAND_KEYPOINTS),
+                            hand_grip=np.array([[p.grip["l"], p.grip["r"]] for p in poses]),
                             height_m=self._body.height_m)
         return VideoSegment(video_path, last_path, self.fps, len(poses), cam.width, cam.height,
                             f"rendered {len(poses)} frames in {time.monotonic() - t0:.1f} s")
