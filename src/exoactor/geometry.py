@@ -129,6 +129,18 @@ class PinholeCamera:
         return cls(width, height, f, f, (width - 1) / 2.0, (height - 1) / 2.0, eye,
                    np.stack([right, down, fwd], axis=1))
 
+    def at_size(self, width: int, height: int) -> "PinholeCamera":
+        """The same camera (field of view, pose) for images of ``width`` x ``height``; ValueError if
+        the aspect differs by more than 2%."""
+        if (width, height) == (self.width, self.height):
+            return self
+        sx, sy = width / self.width, height / self.height
+        if abs(sx - sy) > 0.02:
+            raise ValueError(f"video aspect {width}x{height} does not match the camera calibration "
+                             f"{self.width}x{self.height}")
+        return PinholeCamera(width, height, self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5,
+                             (self.cy + 0.5) * sy - 0.5, self.pos_world_m, self.rot_world_from_optical)
+
     @property
     def fovy_deg(self) -> float:
         return float(np.degrees(2 * np.arctan(0.5 * self.height / self.fy)))

@@ -140,3 +140,37 @@ def test_grasp_rendered_at_720p_is_read_back_with_a_closing_right_hand(tmp_path)
     assert closure[-3:][right[-3:]].mean() > closure[: n // 3][right[: n // 3]].mean() + 0.3, closure
     # the wrist the hand hangs on is the body's own wrist estimate
     assert np.allclose(m.hand_keypoints_world_m[:, 1, 0], m.keypoint("right_wrist"))
+
+    # the overlay video: body and hands drawn on the clip, full resolution
+    from exoactor.media.overlay import write_overlay_video
+    from exoactor.video.io import read_video_frames
+
+    out, with_hands = write_overlay_video(seg.video_path, m, cam, tmp_path / "segment_00_overlay.mp4")
+    assert with_hands == int((m.hand_confidence > 0).any(1).sum())
+    drawn = list(read_video_frames(out))
+    plain = list(read_video_frames(seg.video_path))
+    assert len(drawn) == seg.num_frames and drawn[0].shape == (720, 1280, 3)
+    t = int(np.flatnonzero(right)[-1])
+    uv, _ = cam.project(m.hand_keypoints_world_m[t, 1, 8])  # the index fingertip, drawn as a dot
+    u, v = np.round(uv).astype(int)
+    patch = np.abs(drawn[t][v - 2:v + 3, u - 2:u + 3].astype(int) - plain[t][v - 2:v + 3, u - 2:u + 3]).max()
+    assert patch > 60, patch
+
+
+def test_rviz_markers_show_the_hands_seen_in_the_frame_and_delete_the_others():
+    from visualization_msgs.msg import Marker
+
+    from exoactor.nodes.pose_node import skeleton_markers
+
+    hands = np.random.default_rng(2).normal(size=(4, 2, 21, 3))
+    m = _motion(hand_keypoints_world_m=hands, hand_confidence=np.array([[0.0, 0.8]] * 4))
+    from builtin_interfaces.msg import Time
+
+    arr = skeleton_markers(m, 1, Time())
+    hand = [mk for mk in arr.markers if mk.ns == "human_hands"]
+    assert [(mk.id, mk.action) for mk in hand] == [(0, Marker.DELETE), (1, Marker.DELETE), (2, Marker.ADD),
+                                                   (3, Marker.ADD)]
+    lines, dots = hand[2], hand[3]
+    assert len(lines.points) == 2 * 23 and len(dots.points) == 21
+    assert dots.points[8].x == pytest.approx(hands[1, 1, 8, 0])
+    assert len([mk for mk in skeleton_markers(_motion(), 0, hand[0].header.stamp).markers]) == 2  # no hands

@@ -116,6 +116,8 @@ def build_video(ep: EpisodeData, sched: Schedule, out_stem: Path, robot=None, fp
                     j = int(np.clip(np.round(m.video_time_s * mot.fps), 0, mot.num_frames - 1))
                     if P.draw_skeleton(frame_c, cam, mot.keypoints_world_m[j], mot.keypoint_names, mot.confidence[j]):
                         skeleton_frames += 1
+                    if mot.has_hands:
+                        P.draw_hands(frame_c, cam, mot.hand_keypoints_world_m[j], mot.hand_confidence[j])
                 else:
                     frame_c = P.placeholder(f"step {st.index + 1}: no motion estimate")
             P.title(frame_b, "(b) imagined human")

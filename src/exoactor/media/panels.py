@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from exoactor.geometry import PinholeCamera
-from exoactor.skeleton import HUMAN_BONES
+from exoactor.skeleton import HAND_BONES, HAND_SIDES, HUMAN_BONES
 
 PANEL_W, PANEL_H = 320, 240
 HEADER_H, FOOTER_H = 30, 58
@@ -111,6 +111,28 @@ def draw_skeleton(panel: np.ndarray, camera: PinholeCamera, keypoints_world_m: n
     for i in range(len(names)):
         if z[i] > 0 and np.all(np.isfinite(uv[i])):
             cv2.circle(panel, tuple(np.round(uv[i]).astype(int)), 2, (255, 255, 0), -1, cv2.LINE_AA)
+    return drawn
+
+
+def draw_hands(panel: np.ndarray, camera: PinholeCamera, hand_points_world_m: np.ndarray,
+               hand_confidence: np.ndarray, thickness: int = 1) -> int:
+    """Both hands' bones (HAND_BONES) of one frame, as :func:`draw_skeleton` draws the body; only the
+    hands detected in this frame (confidence > 0). Returns how many hands were drawn."""
+    h, w = panel.shape[:2]
+    s, x0, y0, _nw, _nh = fit_geometry(camera.width, camera.height, w, h)
+    drawn = 0
+    for k, side in enumerate(HAND_SIDES):
+        if hand_confidence[k] <= 0:
+            continue
+        uv, z = camera.project(np.asarray(hand_points_world_m[k], dtype=np.float64))
+        if not (np.all(z > 0) and np.all(np.isfinite(uv))):
+            continue
+        uv = np.round((uv + 0.5) * s - 0.5 + np.array([x0, y0])).astype(int)
+        for a, b in HAND_BONES:
+            cv2.line(panel, tuple(uv[a]), tuple(uv[b]), SIDE_COLORS[side], thickness, cv2.LINE_AA)
+        for q in uv:
+            cv2.circle(panel, tuple(q), thickness, (255, 255, 0), -1, cv2.LINE_AA)
+        drawn += 1
     return drawn
 
 

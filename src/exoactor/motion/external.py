@@ -202,14 +202,10 @@ class ExternalEstimator(MotionEstimator):
 
 def _camera_at(camera: PinholeCamera, w: int, h: int) -> PinholeCamera:
     """The calibration at the video's size (same field of view and pose)."""
-    if (w, h) == (camera.width, camera.height):
-        return camera
-    sx, sy = w / camera.width, h / camera.height
-    if abs(sx - sy) > 0.02:
-        raise MotionEstimationError(f"video aspect {w}x{h} does not match the camera calibration "
-                                    f"{camera.width}x{camera.height}")
-    return PinholeCamera(w, h, camera.fx * sx, camera.fy * sy, (camera.cx + 0.5) * sx - 0.5,
-                         (camera.cy + 0.5) * sy - 0.5, camera.pos_world_m, camera.rot_world_from_optical)
+    try:
+        return camera.at_size(w, h)
+    except ValueError as e:
+        raise MotionEstimationError(str(e)) from None
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
