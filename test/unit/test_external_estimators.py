@@ -271,3 +271,38 @@ def test_malformed_wilor_files_are_clear(content, fragment, model_dir, video, tm
     est = estimator("genmo", model_dir, output_file=str(body), wilor_command=stand_in("fail", hands, "x"))
     with pytest.raises(MotionEstimationError, match=r"wilor: the command exited with status 3"):
         est.estimate(video, CAM, no_progress, threading.Event())
+
+
+def test_a_motion_converts_to_smpl_parameters_whose_joints_match_it(model_dir, tmp_path, capsys):
+    """HumanMotion -> SMPL (python -m exoactor.motion.smpl_body): the parameters fitted to keypoints
+    made from known parameters give the same keypoints back (arm raised, knee bent, body turned and
+    walking)."""
+    from exoactor.motion.grounding import motion_from_keypoints
+    from exoactor.motion.smpl_body import main as smpl_main
+
+    body = SmplBody(model_dir, "smpl")
+    n = 6
+    path_w = pelvis_path_world(n)
+    r_turn = rot_z(0.6)
+    go = np.tile(Rotation.from_matrix(r_turn @ R_WORLD_FROM_SMPL).as_rotvec(), (n, 1))
+    pose = np.zeros((n, 69))
+    lift = np.linspace(0.0, 1.2, n)
+    pose[:, 3 * 15 + 2] = lift  # left shoulder (joint 16 = body_pose index 15) about its z
+    pose[:, 3 * 3 + 0] = 0.8 * lift  # left knee (joint 4) about its x
+    truth = SmplParams(go, pose, np.zeros(10), path_w)
+    kp = body.keypoints(truth)
+    path = motion_from_keypoints(kp, np.ones(kp.shape[:2]), np.zeros(n, np.uint8), FPS, "test").save(
+        tmp_path / "motion_00.npz")
+    assert smpl_main([str(path), "--model-dir", str(model_dir), "--model-type", "smpl"]) == 0
+    assert "keypoint RMS error" in capsys.readouterr().out
+    with np.load(tmp_path / "motion_00_smpl.npz") as z:
+        rms = z["rms_error_m"]
+        params = SmplParams(z["global_orient"], z["body_pose"], z["betas"], z["transl"])
+    assert rms.max() < 0.01, rms  # within a centimetre on every frame
+    np.testing.assert_allclose(body.keypoints(params), kp, atol=0.02)
+    assert smpl_main([str(path), "--model-dir", str(tmp_path / "none"), "--model-type", "smpl"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    wrist_lift = kp[-1, KP["left_wrist"], 2] - kp[0, KP["left_wrist"], 2]
+    assert wrist_lift > 0.2  # the motion was not a still pose
+    with pytest.raises(Exception, match=r"keypoints must be \(T, 22, 3\)"):
+        body.fit(kp[:, :20])

@@ -8,7 +8,8 @@ T, 69 for SMPL's 23), ``betas`` (T, B) or (B,), ``transl`` (T, 3) metres.
 
 :data:`SMPL_TO_HUMAN` says which model joint (or mesh vertex, for the heels) each of
 :data:`exoactor.skeleton.HUMAN_KEYPOINTS` is; the pelvis is the midpoint of the hip joints, as
-in the synthetic renderer's truth.
+in the synthetic renderer's truth. :meth:`SmplBody.fit` goes the other way: the parameters whose
+joints best match a clip of HUMAN_KEYPOINTS (a HumanMotion, for tools that take SMPL input).
 """
 from __future__ import annotations
 
@@ -135,29 +136,137 @@ class SmplBody:
         k = min(self.num_betas, params.betas.shape[1])
         betas[:, :k] = params.betas[:, :k]
         out = np.empty((n, len(HUMAN_KEYPOINTS), 3))
+        for b0 in range(0, n, batch):
+            sl = slice(b0, min(n, b0 + batch))
+            tensors = {key: t.as_tensor(v, dtype=t.float32) for key, v in (
+                ("global_orient", params.global_orient[sl]), ("body_pose", body_pose[sl]), ("betas", betas[sl]),
+                ("transl", params.transl[sl]))}
+            with t.no_grad():
+                out[sl] = self._keypoints_torch(**tensors).double().numpy()
+        return out
+
+    def _keypoints_torch(self, global_orient, body_pose, betas, transl):
+        """(m, 22, 3) HUMAN_KEYPOINTS as a differentiable torch tensor from (m, ...) float32 tensors."""
+        t = self._torch
+        m = len(global_orient)
+        kwargs = {"global_orient": global_orient, "body_pose": body_pose, "betas": betas, "transl": transl}
+        zeros = {"left_hand_pose": 45, "right_hand_pose": 45} if self.model_type in ("smplh", "smplx") else {}
+        if self.model_type == "smplx":
+            zeros.update(jaw_pose=3, leye_pose=3, reye_pose=3,
+                         expression=getattr(self.model, "num_expression_coeffs", 10))
+        kwargs.update({k: t.zeros(m, w, dtype=t.float32) for k, w in zeros.items()})
+        res = self.model(**kwargs, return_verts=True)
+        joints, verts = res.joints, res.vertices
         hand_l, hand_r = _HAND_JOINT[self.model_type]
         index = {name: i for i, name in enumerate(SMPL_BODY_JOINTS)}
         index["left_hand"], index["right_hand"] = hand_l, hand_r
-        for b0 in range(0, n, batch):
-            sl = slice(b0, min(n, b0 + batch))
-            m = sl.stop - sl.start
-            kwargs = {"global_orient": params.global_orient[sl], "body_pose": body_pose[sl], "betas": betas[sl],
-                      "transl": params.transl[sl]}
-            if self.model_type in ("smplh", "smplx"):
-                kwargs.update(left_hand_pose=np.zeros((m, 45)), right_hand_pose=np.zeros((m, 45)))
-            if self.model_type == "smplx":
-                kwargs.update(jaw_pose=np.zeros((m, 3)), leye_pose=np.zeros((m, 3)), reye_pose=np.zeros((m, 3)),
-                              expression=np.zeros((m, getattr(self.model, "num_expression_coeffs", 10))))
-            tensors = {key: t.as_tensor(v, dtype=t.float32) for key, v in kwargs.items()}
-            with t.no_grad():
-                res = self.model(**tensors, return_verts=True)
-            joints = res.joints.double().numpy()
-            verts = res.vertices.double().numpy()
-            for j, name in enumerate(HUMAN_KEYPOINTS):
-                if name == "pelvis":
-                    out[sl, j] = 0.5 * (joints[:, index["left_hip"]] + joints[:, index["right_hip"]])
-                elif name in ("left_heel", "right_heel"):
-                    out[sl, j] = verts[:, self._heels[0 if name == "left_heel" else 1]]
-                else:
-                    out[sl, j] = joints[:, index[SMPL_TO_HUMAN[name]]]
-        return out
+        cols = []
+        for name in HUMAN_KEYPOINTS:
+            if name == "pelvis":
+                cols.append(0.5 * (joints[:, index["left_hip"]] + joints[:, index["right_hip"]]))
+            elif name in ("left_heel", "right_heel"):
+                cols.append(verts[:, self._heels[0 if name == "left_heel" else 1]])
+            else:
+                cols.append(joints[:, index[SMPL_TO_HUMAN[name]]])
+        return t.stack(cols, dim=1)
+
+    def fit(self, keypoints_m: np.ndarray, iterations: int = 150, pose_prior: float = 1e-4,
+            cancel=None) -> tuple[SmplParams, np.ndarray]:
+        """Parameters whose HUMAN_KEYPOINTS best match ``keypoints_m`` ((T, 22, 3), z up, x forward:
+        the world frame of a HumanMotion), and the per-frame RMS keypoint error (T,) in metres.
+
+        One shape (betas) for the clip; per frame global_orient, body_pose, transl. Least squares
+        (L-BFGS) from the standing rest pose turned to the clip's heading, with a small pull of the
+        pose and shape towards zero (``pose_prior``) where the 22 points leave them free (twists)."""
+        t = self._torch
+        kp = np.asarray(keypoints_m, dtype=np.float64)
+        if kp.ndim != 3 or kp.shape[1:] != (len(HUMAN_KEYPOINTS), 3) or len(kp) < 1:
+            raise SmplModelError(f"keypoints must be (T, {len(HUMAN_KEYPOINTS)}, 3), got {kp.shape}")
+        if not np.all(np.isfinite(kp)):
+            raise SmplModelError("keypoints contain NaN or Inf")
+        n = len(kp)
+        need = 69 if self.model_type == "smpl" else 63
+        ix = {name: i for i, name in enumerate(HUMAN_KEYPOINTS)}
+        left = kp[:, ix["left_hip"]] - kp[:, ix["right_hip"]]
+        yaw = np.arctan2(-left[:, 0], left[:, 1])  # facing = left x up
+        # SMPL's canonical axes (x left, y up, z forward) -> z up, facing yaw
+        c, s_ = np.cos(yaw), np.sin(yaw)
+        r0 = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        rz = np.zeros((n, 3, 3))
+        rz[:, 0, 0], rz[:, 0, 1], rz[:, 1, 0], rz[:, 1, 1], rz[:, 2, 2] = c, -s_, s_, c, 1.0
+        from scipy.spatial.transform import Rotation  # noqa: PLC0415
+
+        go0 = Rotation.from_matrix(rz @ r0).as_rotvec()
+        zero = {"global_orient": t.as_tensor(go0[:1], dtype=t.float32), "body_pose": t.zeros(1, need),
+                "betas": t.zeros(1, self.num_betas), "transl": t.zeros(1, 3)}
+        with t.no_grad():
+            rest_pelvis = self._keypoints_torch(**zero)[0, ix["pelvis"]].double().numpy()
+        target = t.as_tensor(kp, dtype=t.float32)
+        go = t.tensor(go0, dtype=t.float32, requires_grad=True)
+        pose = t.zeros(n, need, requires_grad=True)
+        betas = t.zeros(1, self.num_betas, requires_grad=True)
+        transl = t.tensor(kp[:, ix["pelvis"]] - Rotation.from_rotvec(go0).apply(
+            Rotation.from_rotvec(go0[0]).inv().apply(rest_pelvis)), dtype=t.float32, requires_grad=True)
+
+        def loss_fn():
+            pred = self._keypoints_torch(go, pose, betas.expand(n, -1), transl)
+            data = ((pred - target) ** 2).sum(-1).mean()
+            return data + pose_prior * ((pose ** 2).mean() + (betas ** 2).mean())
+
+        for stage, variables in (("placement", [go, transl]), ("pose", [go, pose, betas, transl])):
+            opt = t.optim.LBFGS(variables, lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe")
+
+            def closure():
+                if cancel is not None and cancel.is_set():
+                    raise SmplModelError("SMPL fit canceled")
+                opt.zero_grad()
+                value = loss_fn()
+                value.backward()
+                return value
+
+            opt.step(closure)
+        with t.no_grad():
+            pred = self._keypoints_torch(go, pose, betas.expand(n, -1), transl).double().numpy()
+        rms = np.sqrt(((pred - kp) ** 2).sum(-1).mean(-1))
+        params = SmplParams(go.detach().double().numpy(), pose.detach().double().numpy(),
+                            betas.detach().double().numpy()[0], transl.detach().double().numpy())
+        return params, rms
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m exoactor.motion.smpl_body MOTION.npz --model-dir DIR [--model-type smpl] [--out F]``:
+    a HumanMotion (e.g. an episode's motion_XX.npz) as SMPL-family parameters (global_orient,
+    body_pose, betas, transl per frame, axis-angle, in the motion's world frame; plus fps and the
+    per-frame RMS keypoint error)."""
+    import argparse  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from exoactor.motion.human_motion import HumanMotion, MotionEstimationError  # noqa: PLC0415
+
+    ap = argparse.ArgumentParser(description=main.__doc__.split("\n")[1].strip())
+    ap.add_argument("motion", type=Path)
+    ap.add_argument("--model-dir", required=True, type=Path, help="folder with smpl/SMPL_NEUTRAL.pkl etc.")
+    ap.add_argument("--model-type", default="smplx", choices=sorted(_HAND_JOINT))
+    ap.add_argument("--gender", default="neutral")
+    ap.add_argument("--out", type=Path, help="output .npz (default: MOTION_smpl.npz beside it)")
+    args = ap.parse_args(argv)
+    try:
+        motion = HumanMotion.load(args.motion)
+        if tuple(motion.keypoint_names) != HUMAN_KEYPOINTS:
+            raise MotionEstimationError(f"{args.motion} has keypoints {motion.keypoint_names}, "
+                                        f"expected {HUMAN_KEYPOINTS}")
+        body = SmplBody(args.model_dir, args.model_type, args.gender)
+        params, rms = body.fit(motion.keypoints_world_m)
+    except (OSError, ValueError, KeyError, MotionEstimationError, SmplModelError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = args.out or args.motion.with_name(args.motion.stem + "_smpl.npz")
+    np.savez_compressed(out, global_orient=params.global_orient, body_pose=params.body_pose, betas=params.betas[0],
+                        transl=params.transl, fps=motion.fps, model_type=args.model_type, rms_error_m=rms)
+    print(f"wrote {out}: {params.num_frames} frames, keypoint RMS error mean {rms.mean() * 100:.1f} cm, "
+          f"max {rms.max() * 100:.1f} cm")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
