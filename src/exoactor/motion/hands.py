@@ -53,10 +53,12 @@ class MediaPipeHands:
     """MediaPipe Hands (the bundled full model) on a crop around each of the body's wrists.
 
     One tracker per side in video mode, so a hand found once is followed from frame to frame
-    without running the palm detector again."""
+    without running the palm detector again. A hand that was not found (hidden behind the body) is
+    looked for again every ``retry_every`` frames, not every frame: the palm detector is the
+    expensive part."""
 
     def __init__(self, min_detection_confidence: float = 0.5, crop_px: int = 256, crop_scale: float = 3.0,
-                 min_crop_px: int = 48):
+                 min_crop_px: int = 48, retry_every: int = 3):
         import mediapipe as mp  # noqa: PLC0415
 
         if crop_px < 64:
@@ -64,6 +66,8 @@ class MediaPipeHands:
         self.crop_px = int(crop_px)
         self.crop_scale = float(crop_scale)
         self.min_crop_px = int(min_crop_px)
+        self.retry_every = max(1, int(retry_every))
+        self._misses = [0] * len(HAND_SIDES)
         self._trackers = [mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=1, model_complexity=1,
                                                    min_detection_confidence=float(min_detection_confidence),
                                                    min_tracking_confidence=0.5) for _ in HAND_SIDES]
@@ -95,6 +99,10 @@ class MediaPipeHands:
             return rel, px, conf
         h, w = frame_rgb.shape[:2]
         for i, side in enumerate(HAND_SIDES):
+            if self._misses[i] % self.retry_every:
+                self._misses[i] += 1
+                continue
+            self._misses[i] += 1  # reset below when found
             idx = POSE_HAND_LANDMARKS[side]
             pts = np.asarray(pose_px)[list(idx)]
             if pose_visibility is not None and pose_visibility[idx[0]] < 0.2:
@@ -121,6 +129,7 @@ class MediaPipeHands:
             px[i] = hand_px
             score = res.multi_handedness[0].classification[0].score if res.multi_handedness else 1.0
             conf[i] = float(np.clip(score, 0.0, 1.0))
+            self._misses[i] = 0
         return rel, px, conf
 
 
