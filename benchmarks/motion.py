@@ -160,9 +160,9 @@ def main() -> int:
     unknown = [a for a in args.actions.split(",") if a not in ACTIONS]
     if unknown:
         ap.error(f"unknown actions {unknown}; known: {', '.join(ACTIONS)}")
-    variants = {"fit": MediaPipeEstimator(fit=True)}
+    variants = {"fit": MediaPipeEstimator(fit=True, hands=True)}
     if args.compare:
-        variants["per-frame"] = MediaPipeEstimator(fit=False)
+        variants["per-frame"] = MediaPipeEstimator(fit=False, hands=True)
     work = args.keep or Path(tempfile.mkdtemp(prefix="exoactor_motion_bench_"))
     work.mkdir(parents=True, exist_ok=True)
     bg = background_image(w, h)

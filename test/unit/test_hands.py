@@ -127,7 +127,7 @@ def test_grasp_rendered_at_720p_is_read_back_with_a_closing_right_hand(tmp_path)
     assert truth["hand_keypoints_world_m"].shape == (seg.num_frames, 2, 21, 3)
     assert grip[0, 1] < 0.3 and grip[-1, 1] > 0.95 and np.allclose(grip[:, 0], grip[0, 0])  # only the right closes
 
-    m = MediaPipeEstimator().estimate(seg.video_path, cam, no_progress, threading.Event())
+    m = MediaPipeEstimator(hands=True).estimate(seg.video_path, cam, no_progress, threading.Event())
     assert m.has_hands and m.hand_keypoints_world_m.shape == (seg.num_frames, 2, 21, 3)
     right = m.hand_confidence[:, 1] > 0
     assert right.mean() >= 0.6, m.hand_confidence[:, 1]

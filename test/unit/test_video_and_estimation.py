@@ -75,6 +75,7 @@ def test_mediapipe_reads_back_the_rendered_motion(rendered):
     assert root_err < 0.2 and mpjpe < 0.2, (root_err, mpjpe)
     assert m.keypoint("left_wrist")[-1, 2] > m.keypoint("left_shoulder")[-1, 2]  # arm up is read as arm up
     assert 1.4 < m.height_m < 1.9
+    assert not m.has_hands  # hands are opt-in (mediapipe.hands)
 
 
 def test_video_without_a_person_is_a_clear_error(tmp_path):
