@@ -48,6 +48,15 @@ def dex3_mode(motor: int, enabled: bool = True) -> int:
     return (motor & 0x0F) | ((1 if enabled else 0) << 4)
 
 
+_MODES = tuple(dex3_mode(i) for i in range(len(DEX3_JOINTS)))
+"""Every motor enabled."""
+
+
+def _check_side(side: str) -> None:
+    if side not in DEX3_POSES_RAD:
+        raise ValueError(f"side must be left or right, got {side!r}")
+
+
 class Dex3Hands:
     """Closure -> Dex3 joint targets, checked and clamped. kp / kd: the hands' PD gains."""
 
@@ -62,18 +71,15 @@ class Dex3Hands:
 
     def command(self, side: str, closure: float) -> Dex3Command:
         """The command that closes ``side``'s hand by ``closure`` (clipped to [0, 1]; NaN: open)."""
-        if side not in DEX3_POSES_RAD:
-            raise ValueError(f"side must be left or right, got {side!r}")
+        _check_side(side)
         c = float(closure)
         c = 0.0 if not np.isfinite(c) else min(max(c, 0.0), 1.0)
         open_, closed = DEX3_POSES_RAD[side]
         lo, hi = DEX3_LIMITS_RAD[side]
         q = np.clip(open_ + c * (closed - open_), lo, hi)
-        return Dex3Command(q, self.kp, self.kd, tuple(dex3_mode(i) for i in range(len(DEX3_JOINTS))))
+        return Dex3Command(q, self.kp, self.kd, _MODES)
 
     def damp(self, side: str) -> Dex3Command:
         """No stiffness, a little damping: what a stop sends (the hand goes limp, it does not snap)."""
-        if side not in DEX3_POSES_RAD:
-            raise ValueError(f"side must be left or right, got {side!r}")
-        return Dex3Command(np.zeros(len(DEX3_JOINTS)), 0.0, self.kd,
-                           tuple(dex3_mode(i) for i in range(len(DEX3_JOINTS))))
+        _check_side(side)
+        return Dex3Command(np.zeros(len(DEX3_JOINTS)), 0.0, self.kd, _MODES)

@@ -18,6 +18,15 @@ def input_video_info(video_path: Path) -> tuple[float, int, int, int]:
         raise MotionEstimationError(str(e)) from e
 
 
+def camera_for_video(camera: PinholeCamera, width: int, height: int) -> PinholeCamera:
+    """The calibration at the video's size (same field of view and pose); MotionEstimationError if
+    the video's aspect does not match it."""
+    try:
+        return camera.at_size(width, height)
+    except ValueError as e:
+        raise MotionEstimationError(str(e)) from None
+
+
 class MotionEstimator(abc.ABC):
     name = "abstract"
 

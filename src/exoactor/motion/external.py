@@ -35,7 +35,7 @@ import numpy as np
 
 from exoactor.geometry import PinholeCamera
 from exoactor.motion.clip_fit import FOOT_POINTS, SOLE_HEIGHT_M
-from exoactor.motion.estimator import MotionEstimator, input_video_info
+from exoactor.motion.estimator import MotionEstimator, camera_for_video, input_video_info
 from exoactor.motion.grounding import motion_from_keypoints
 from exoactor.motion.hands import attach_hands
 from exoactor.motion.human_motion import HumanMotion, MotionEstimationError
@@ -115,7 +115,7 @@ class ExternalEstimator(MotionEstimator):
         fps, n, w, h = input_video_info(video_path)
         if n < 2 or fps <= 0:
             raise MotionEstimationError(f"the video {Path(video_path).name} has {n} frame(s) at {fps:g} fps")
-        cam = _camera_at(camera, w, h)
+        cam = camera_for_video(camera, w, h)
         path = self._result_path(self.name, self.command, self.output_file, self.OUTPUT_NAME, video_path, cam, fps,
                                  progress, cancel)
         progress(0, 1, f"reading {path.name}")
@@ -198,14 +198,6 @@ class ExternalEstimator(MotionEstimator):
             tail = log.read_text(errors="replace").strip().splitlines()[-3:]
             raise MotionEstimationError(f"{tool}: the command exited with status {proc.returncode}"
                                         + (f": {' | '.join(tail)}" if tail else "") + f" (log: {log})")
-
-
-def _camera_at(camera: PinholeCamera, w: int, h: int) -> PinholeCamera:
-    """The calibration at the video's size (same field of view and pose)."""
-    try:
-        return camera.at_size(w, h)
-    except ValueError as e:
-        raise MotionEstimationError(str(e)) from None
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -30,6 +30,15 @@ OPEN_RATIO, FIST_RATIO = 0.97, 0.50
 (the synthetic human at grip 0 and 1: 0.98 and 0.49)."""
 
 
+def nearest_detected(confidence: np.ndarray) -> np.ndarray | None:
+    """(T,) for each frame the index of the nearest frame whose ``confidence`` (T,) is > 0, or None
+    when there is none."""
+    seen = np.flatnonzero(np.asarray(confidence) > 0)
+    if seen.size == 0:
+        return None
+    return seen[np.abs(np.arange(len(confidence))[:, None] - seen[None, :]).argmin(1)]
+
+
 def hand_closure(hand_points: np.ndarray) -> np.ndarray:
     """How closed each hand is, 0 (flat) to 1 (a fist): (..., 21, 3) -> (...).
 
@@ -83,20 +92,19 @@ class MediaPipeHands:
         self.close()
 
     def detect(self, frame_rgb: np.ndarray, pose_px: np.ndarray | None, pose_visibility: np.ndarray | None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Both hands in one frame.
 
         frame_rgb: (H, W, 3) uint8. pose_px: (33, 2) MediaPipe Pose landmarks in this frame's
         pixels, or None (no person). Returns (rel_optical_m (2, 21, 3): points relative to the
-        wrist in camera axes (x right, y down, z forward), metres; px (2, 21, 2) pixels;
-        confidence (2,), 0 where the hand was not found)."""
+        wrist in camera axes (x right, y down, z forward), metres; confidence (2,), 0 where the
+        hand was not found)."""
         import cv2  # noqa: PLC0415
 
         rel = np.zeros((len(HAND_SIDES), len(HAND_KEYPOINTS), 3))
-        px = np.zeros((len(HAND_SIDES), len(HAND_KEYPOINTS), 2))
         conf = np.zeros(len(HAND_SIDES))
         if pose_px is None:
-            return rel, px, conf
+            return rel, conf
         h, w = frame_rgb.shape[:2]
         for i, side in enumerate(HAND_SIDES):
             if self._misses[i] % self.retry_every:
@@ -126,11 +134,10 @@ class MediaPipeHands:
                 continue
             wl = np.array([[p.x, p.y, p.z] for p in res.multi_hand_world_landmarks[0].landmark])
             rel[i] = wl - wl[0]
-            px[i] = hand_px
             score = res.multi_handedness[0].classification[0].score if res.multi_handedness else 1.0
             conf[i] = float(np.clip(score, 0.0, 1.0))
             self._misses[i] = 0
-        return rel, px, conf
+        return rel, conf
 
 
 def attach_hands(wrists_world_m: np.ndarray, rel_optical_m: np.ndarray, confidence: np.ndarray,
@@ -148,18 +155,17 @@ def attach_hands(wrists_world_m: np.ndarray, rel_optical_m: np.ndarray, confiden
     if rel.shape != (t, len(HAND_SIDES), len(HAND_KEYPOINTS), 3) or conf.shape != (t, len(HAND_SIDES)):
         raise ValueError(f"hand detections must be (T, 2, 21, 3) and (T, 2), got {rel.shape} and {conf.shape}")
     out = np.zeros_like(rel)
-    frames = np.arange(t)
+    smoothed = rel.copy()
     for s in range(len(HAND_SIDES)):
-        seen = np.flatnonzero(conf[:, s] > 0)
-        if seen.size == 0:
+        nearest = nearest_detected(conf[:, s])
+        if nearest is None:
             continue
-        shape = rel[seen, s]
+        seen = np.flatnonzero(conf[:, s] > 0)
         if smooth_sigma_frames > 0 and seen.size > 1:
             d = seen[:, None] - seen[None, :]
             wgt = np.exp(-0.5 * (d / smooth_sigma_frames) ** 2)
-            shape = np.einsum("ij,jkc->ikc", wgt / wgt.sum(1, keepdims=True), shape)
-        nearest = seen[np.abs(frames[:, None] - seen[None, :]).argmin(1)]
-        out[:, s] = shape[np.searchsorted(seen, nearest)]
+            smoothed[seen, s] = np.einsum("ij,jkc->ikc", wgt / wgt.sum(1, keepdims=True), rel[seen, s])
+        out[:, s] = smoothed[nearest, s]
     return np.asarray(wrists_world_m)[:, :, None, :] + out, conf
 
 
@@ -169,9 +175,8 @@ def hand_closure_signal(hand_points_world_m: np.ndarray, hand_confidence: np.nda
     reads 0 (open: the safe state of a robot hand)."""
     c = hand_closure(hand_points_world_m)
     out = np.zeros_like(c)
-    frames = np.arange(len(c))
     for s in range(c.shape[1]):
-        seen = np.flatnonzero(hand_confidence[:, s] > 0)
-        if seen.size:
-            out[:, s] = c[seen[np.abs(frames[:, None] - seen[None, :]).argmin(1)], s]
+        nearest = nearest_detected(hand_confidence[:, s])
+        if nearest is not None:
+            out[:, s] = c[nearest, s]
     return out

@@ -126,7 +126,7 @@ class MediaPipeEstimator(MotionEstimator):
                     det.append(True)
                     if hands is not None:
                         frame_px = px * [frame.shape[1] / camera.width, frame.shape[0] / camera.height]
-                        r, _, c = hands.detect(np.ascontiguousarray(frame), frame_px, vis)
+                        r, c = hands.detect(np.ascontiguousarray(frame), frame_px, vis)
                         hand_rel.append(r)
                         hand_conf.append(c)
                 if i % 10 == 0 or i + 1 == n:

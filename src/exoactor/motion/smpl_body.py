@@ -120,6 +120,8 @@ class SmplBody:
         self.num_betas = num_betas
         ids = smplx.vertex_ids.vertex_ids["smplx" if model_type == "smplx" else "smplh"]
         self._heels = (int(ids["LHeel"]), int(ids["RHeel"]))
+        self._joint_index = {name: i for i, name in enumerate(SMPL_BODY_JOINTS)}
+        self._joint_index["left_hand"], self._joint_index["right_hand"] = _HAND_JOINT[model_type]
 
     def keypoints(self, params: SmplParams, batch: int = 256) -> np.ndarray:
         """(T, 22, 3) HUMAN_KEYPOINTS in the parameters' frame (metres)."""
@@ -157,9 +159,7 @@ class SmplBody:
         kwargs.update({k: t.zeros(m, w, dtype=t.float32) for k, w in zeros.items()})
         res = self.model(**kwargs, return_verts=True)
         joints, verts = res.joints, res.vertices
-        hand_l, hand_r = _HAND_JOINT[self.model_type]
-        index = {name: i for i, name in enumerate(SMPL_BODY_JOINTS)}
-        index["left_hand"], index["right_hand"] = hand_l, hand_r
+        index = self._joint_index
         cols = []
         for name in HUMAN_KEYPOINTS:
             if name == "pelvis":
@@ -170,8 +170,8 @@ class SmplBody:
                 cols.append(joints[:, index[SMPL_TO_HUMAN[name]]])
         return t.stack(cols, dim=1)
 
-    def fit(self, keypoints_m: np.ndarray, iterations: int = 150, pose_prior: float = 1e-4,
-            cancel=None) -> tuple[SmplParams, np.ndarray]:
+    def fit(self, keypoints_m: np.ndarray, iterations: int = 150, pose_prior: float = 1e-4
+            ) -> tuple[SmplParams, np.ndarray]:
         """Parameters whose HUMAN_KEYPOINTS best match ``keypoints_m`` ((T, 22, 3), z up, x forward:
         the world frame of a HumanMotion), and the per-frame RMS keypoint error (T,) in metres.
 
@@ -189,14 +189,11 @@ class SmplBody:
         ix = {name: i for i, name in enumerate(HUMAN_KEYPOINTS)}
         left = kp[:, ix["left_hip"]] - kp[:, ix["right_hip"]]
         yaw = np.arctan2(-left[:, 0], left[:, 1])  # facing = left x up
-        # SMPL's canonical axes (x left, y up, z forward) -> z up, facing yaw
-        c, s_ = np.cos(yaw), np.sin(yaw)
-        r0 = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-        rz = np.zeros((n, 3, 3))
-        rz[:, 0, 0], rz[:, 0, 1], rz[:, 1, 0], rz[:, 1, 1], rz[:, 2, 2] = c, -s_, s_, c, 1.0
         from scipy.spatial.transform import Rotation  # noqa: PLC0415
 
-        go0 = Rotation.from_matrix(rz @ r0).as_rotvec()
+        # SMPL's canonical axes (x left, y up, z forward) -> z up, then turned to the heading
+        r0 = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        go0 = (Rotation.from_euler("z", yaw[:, None]) * Rotation.from_matrix(r0)).as_rotvec()
         zero = {"global_orient": t.as_tensor(go0[:1], dtype=t.float32), "body_pose": t.zeros(1, need),
                 "betas": t.zeros(1, self.num_betas), "transl": t.zeros(1, 3)}
         with t.no_grad():
@@ -213,12 +210,10 @@ class SmplBody:
             data = ((pred - target) ** 2).sum(-1).mean()
             return data + pose_prior * ((pose ** 2).mean() + (betas ** 2).mean())
 
-        for stage, variables in (("placement", [go, transl]), ("pose", [go, pose, betas, transl])):
+        for variables in ([go, transl], [go, pose, betas, transl]):  # placement first, then everything
             opt = t.optim.LBFGS(variables, lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe")
 
             def closure():
-                if cancel is not None and cancel.is_set():
-                    raise SmplModelError("SMPL fit canceled")
                 opt.zero_grad()
                 value = loss_fn()
                 value.backward()

@@ -14,7 +14,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from exoactor.action import EstimateMotion
 from exoactor.media.overlay import write_overlay_video
 from exoactor.motion import ESTIMATOR_BACKENDS, HumanMotion, MotionEstimationError
-from exoactor.motion.estimator import input_video_info
+from exoactor.motion.estimator import camera_for_video, input_video_info
 from exoactor.msg import HumanMotion as HumanMotionMsg
 from exoactor.nodes.calibration_msgs import camera_from_msgs
 from exoactor.nodes.conversions import WORLD_FRAME, motion_to_msg
@@ -118,7 +118,7 @@ class PoseNode(Node):
     def _write_overlay(self, video_path, motion, camera, out, cancel) -> None:
         """The overlay is a view, not a result: a failure is logged and the goal still succeeds."""
         try:
-            cam = camera.at_size(*input_video_info(video_path)[2:])
+            cam = camera_for_video(camera, *input_video_info(video_path)[2:])
             write_overlay_video(video_path, motion, cam, out, cancel)
         except Canceled:
             raise
