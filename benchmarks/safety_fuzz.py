@@ -196,7 +196,7 @@ def loop_fuzz(lim, stand, n: int, rng: np.random.Generator) -> dict:
         def encode(cmd, mm, broken=broken):
             if broken[0]:
                 raise RuntimeError("encoder broken")
-            return cw.build(cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd, mm)
+            return cw.build(cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd, mm, cmd.tau_nm)
 
         loop = ControlLoop(c, sr.parse, encode, state_timeout_s=0.25)
         t, prev, traj, temp, flags = 0.0, None, None, np.full(29, 40.0), np.zeros(29, np.uint32)

@@ -109,7 +109,7 @@ def main() -> int:
                          "are kept and merged)")
     a = ap.parse_args()
     out = a.out or Path(tempfile.mkdtemp(prefix="exoactor-streaming-"))
-    os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 101))
     import rclpy
 
     from fakes.graph import render_clip

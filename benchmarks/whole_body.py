@@ -82,7 +82,7 @@ def true_motion(body, action: str):
 class Rig:
     """The tracking node's controller and safety layer, driving the simulator in simulated time."""
 
-    def __init__(self, policy, retargeter):
+    def __init__(self, policy, retargeter, gravity: bool = True):
         import mujoco  # noqa: PLC0415
 
         from exoactor.control.balance import BaseOdometry, PolicyLowerBody  # noqa: PLC0415
@@ -100,8 +100,13 @@ class Rig:
         self.limits = CommandLimits.from_ranges(joint_ranges_rad(model), 6.0, 0.02, 0.002, DEFAULT_KP_MAX,
                                                 DEFAULT_KD_MAX, tau_max_nm=torque_limits_nm(model))
         self.lower_body = PolicyLowerBody(policy, closed_loop=True)
+        from exoactor.control.gravity import GravityModel  # noqa: PLC0415
+        from exoactor.g1.model import load_g1_model  # noqa: PLC0415
+
         self.controller = JointTrackingController(self.limits, DEFAULT_KP, DEFAULT_KD, stand_pose_rad(model),
-                                                  lower_body=self.lower_body)
+                                                  lower_body=self.lower_body,
+                                                  gravity=GravityModel(load_g1_model(with_floor=False)) if gravity
+                                                  else None)
         self.loop = ControlLoop(self.controller, lambda sample: sample, lambda cmd, _mm: cmd)
         self.sim = G1Simulator(band=ElasticBand(), scene_objects=False)
         self.sim.reset()
@@ -142,6 +147,8 @@ class Rig:
                 frame = self._frame_cls()
                 frame.mode[:29] = 1
                 frame.q[:29], frame.dq[:29], frame.kp[:29], frame.kd[:29] = cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd
+                if cmd.tau_nm is not None:
+                    frame.tau[:29] = cmd.tau_nm
                 self.sim.set_command(frame)
                 if not self.band_lowering and np.any(cmd.kp[:12] > 0):  # as the g1_sim node does
                     self.band_lowering = True
@@ -165,6 +172,12 @@ class Rig:
         return ""
 
 
+def _joint_names() -> tuple[str, ...]:
+    from exoactor.g1.joints import G1_JOINT_NAMES  # noqa: PLC0415
+
+    return G1_JOINT_NAMES
+
+
 def hold_trajectory(q: np.ndarray, seconds: float):
     from exoactor.retarget.trajectory import G1JointTrajectory  # noqa: PLC0415
 
@@ -173,7 +186,7 @@ def hold_trajectory(q: np.ndarray, seconds: float):
                              np.tile([1.0, 0.0, 0.0, 0.0], (n, 1)))
 
 
-def run_action(action: str, motion, retargeter, policy) -> dict:
+def run_action(action: str, motion, retargeter, policy, gravity: bool = True) -> dict:
     from exoactor.control.balance import whole_body_reason  # noqa: PLC0415
     from exoactor.control.tracker import Phase  # noqa: PLC0415
     from exoactor.progress import no_progress  # noqa: PLC0415
@@ -188,7 +201,7 @@ def run_action(action: str, motion, retargeter, policy) -> dict:
     if why:
         row.update(refused=why, fell=False)
         return row
-    rig = Rig(policy, retargeter)
+    rig = Rig(policy, retargeter, gravity)
     _, sample, _ = rig.state()
     rig.controller.start(hold_trajectory(traj.positions_rad[0], SETTLE_S), sample.q_rad, rig.t, ramp_in=True,
                          legs_from_policy=True)
@@ -222,6 +235,10 @@ def run_action(action: str, motion, retargeter, policy) -> dict:
         position_error_m=float(np.linalg.norm(moved[:2] - plan[:2])),
         heading_error_deg=float(np.degrees((moved[2] - plan[2] + np.pi) % (2 * np.pi) - np.pi)),
         upper_rmse_rad=float(np.sqrt(np.mean(np.square(errs)))) if errs else float("nan"),
+        upper_rmse_by_joint_rad=dict(zip(_joint_names()[UPPER],
+                                         np.sqrt(np.mean(np.square(errs), axis=0)).round(4).tolist())) if errs else {},
+        upper_mean_error_by_joint_rad=dict(zip(_joint_names()[UPPER],
+                                               np.mean(errs, axis=0).round(4).tolist())) if errs else {},
         slide_cm_s=100 * rig.slide_m / rig.contact_s if rig.contact_s > 0 else float("nan"),
         clamped=int(rig.controller.clamped_total),
     )
@@ -235,6 +252,8 @@ def main(argv=None) -> int:
     ap.add_argument("--actions", default=",".join(VOCABULARY), help="comma-separated vocabulary actions")
     ap.add_argument("--policy", default=None, help="motion.pt (default: $EXOACTOR_LEG_POLICY or ../shared)")
     ap.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
+    ap.add_argument("--no-gravity", action="store_true", help="no gravity feed-forward (position PD alone, as "
+                    "with the tracking node's gravity_compensation: false)")
     args = ap.parse_args(argv)
     actions = args.actions.split(",")
     unknown = [a for a in actions if a not in VOCABULARY]
@@ -253,7 +272,7 @@ def main(argv=None) -> int:
     print(f"{'action':10s} {'result':8s} {'plan x,y m / deg':>22s} {'moved x,y m / deg':>22s} {'dist err':>8s} "
           f"{'head err':>8s} {'upper':>7s} {'slide':>6s} {'IK fps':>6s}")
     for action in actions:
-        row = run_action(action, true_motion(body, action), retargeter, policy)
+        row = run_action(action, true_motion(body, action), retargeter, policy, gravity=not args.no_gravity)
         rows.append(row)
         if row.get("refused"):
             print(f"{action:10s} refused  {row['refused']}", flush=True)

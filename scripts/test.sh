@@ -7,7 +7,7 @@ bash "$REPO/scripts/install_system_deps.sh"
 bash "$REPO/scripts/setup_env.sh"
 # shellcheck disable=SC1091
 source "$REPO/scripts/env.sh"
-export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$((100 + RANDOM % 100))}"
+export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$((1 + RANDOM % 101))}"  # 1-101: ports below the ephemeral range (see exoactor/ros_domain.py)
 cd "$REPO"
 echo "[setup] loading the synthetic human model (first use builds its cache: 1-2 minutes)" >&2
 python -m exoactor.video.synthetic --warm-up

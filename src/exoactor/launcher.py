@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from exoactor.ros_domain import domain_id_problem
+
 
 def config_dir() -> Path:
     """share/exoactor/config of an installed package, else the source tree's config/."""
@@ -81,6 +83,10 @@ LAUNCHER_PID_ENV = "EXOACTOR_LAUNCHER_PID"
 """Set for every node the launcher starts: a node ends (SIGTERM) when its launcher dies, even by SIGKILL."""
 
 
+GROUP_REAP_TIMEOUT_S = 5.0
+"""How long :meth:`Graph.stop` waits, after killing what the nodes left behind, for it to be gone."""
+
+
 class Graph:
     """Running node processes. Output goes to ``log_dir/<node>.log`` or, without one, to stdout.
 
@@ -134,7 +140,9 @@ class Graph:
         """Stop every node: ``first_signal`` (SIGINT: what Ctrl-C sends; SIGTERM when the launcher got
         one), then SIGTERM to those still running after ``timeout_s``, then SIGKILL after
         ``term_timeout_s``; whatever else is left in a node's process group is killed. Returns the
-        nodes that needed more than ``first_signal`` (name -> the signal that ended them)."""
+        nodes that did not stop cleanly: name -> the signal that ended them where ``first_signal`` was
+        not enough, else ``"exit status N"`` for one that ended with an error (a node whose clean-up
+        hung ends itself with status 1 and its threads' stacks in its log, see ``nodes/spin.py``)."""
         forced: dict[str, str] = {}
         steps = [(first_signal, timeout_s), (signal.SIGTERM, term_timeout_s), (signal.SIGKILL, 5.0)]
         for i, (sig, wait_s) in enumerate(steps):
@@ -151,6 +159,15 @@ class Graph:
                     p.wait(max(0.1, deadline - time.monotonic()))
         for p in self.procs.values():
             _signal_group(p, signal.SIGKILL)  # anything a node started and left behind
+        # What was left behind (an orphan: multiprocessing's resource tracker, say) is reaped by PID 1,
+        # not by us, and is still in its group until then (1.5 s under a container's init, measured):
+        # the launcher returns once every group is empty, so nothing of the graph outlives it.
+        deadline = time.monotonic() + GROUP_REAP_TIMEOUT_S
+        while any(group_exists(p.pid) for p in self.procs.values()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for n, p in self.procs.items():
+            if n not in forced and p.returncode and p.returncode > 0:
+                forced[n] = f"exit status {p.returncode}"
         for t in self._pumps:
             t.join(timeout=1.0)
         self._logs.close()
@@ -161,6 +178,17 @@ class Graph:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def group_exists(pgid: int) -> bool:
+    """Whether process group ``pgid`` still has a process (a zombie counts: it is not reaped yet)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _signal_group(p: subprocess.Popen, sig: int) -> None:
@@ -188,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params-file", type=Path, help="parameter file (default: config/params.yaml)")
     ap.add_argument("--log-dir", type=Path, help="write each node's output to <dir>/<node>.log instead of stdout")
     a = ap.parse_args(argv)
+    if problem := domain_id_problem():
+        print(f"exoactor.launcher: {problem}", file=sys.stderr)
+        return 2
     try:
         graph = Graph(build_graph(parse_launch_args(a.launch_args), a.params_file), a.log_dir)
     except (ValueError, FileNotFoundError) as e:
@@ -214,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     first = signal.SIGTERM if received and received[0] != signal.SIGINT else signal.SIGINT
     forced = graph.stop(first_signal=first)
     if forced:
-        print(f"node(s) did not stop in time: {forced}", file=sys.stderr)
+        print(f"node(s) did not stop cleanly: {forced}", file=sys.stderr)
     return 0 if received and not forced else 1
 
 

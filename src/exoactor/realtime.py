@@ -16,8 +16,11 @@ Both return a one-line description of what took effect, for the node's start-up 
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import sys
+import time
 
 MAX_RT_PRIORITY = 99
 
@@ -129,3 +132,40 @@ class normal_priority:
             except OSError:
                 pass
         return False
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def _libc_clock_nanosleep():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).clock_nanosleep
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Timespec), ctypes.POINTER(_Timespec)]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_CLOCK_NANOSLEEP = _libc_clock_nanosleep()
+_TIMER_ABSTIME = 1
+
+
+def sleep_until(t_monotonic_s: float) -> None:
+    """Sleep until ``time.monotonic()`` reaches ``t_monotonic_s`` (returns at once if it has).
+
+    Absolute-time sleep (``clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)`` on Linux, the clock
+    ``time.monotonic`` reads there): a preemption between computing the deadline and sleeping does
+    not push the wake-up later, as a relative ``time.sleep(deadline - now)`` would."""
+    if _CLOCK_NANOSLEEP is None:
+        delay = t_monotonic_s - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        return
+    sec = int(t_monotonic_s)
+    ts = _Timespec(sec, int((t_monotonic_s - sec) * 1e9))
+    while _CLOCK_NANOSLEEP(time.CLOCK_MONOTONIC, _TIMER_ABSTIME, ctypes.byref(ts), None) == 4:  # EINTR
+        pass

@@ -20,6 +20,7 @@ from exoactor.launcher import Graph, build_graph
 from exoactor.nodes.qos import SENSOR_QOS
 from exoactor.nodes.task_client import TaskClient
 from exoactor.nodes.unitree_io import LowCmdReader, LowStateReader, import_unitree_hg
+from fakes.domains import domain_id
 from fakes.spinning import spin_in_thread, stop_spinning
 
 R = ExecuteTask.Result
@@ -67,7 +68,7 @@ class Recorder:
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
     root = tmp_path_factory.mktemp("graph")
-    domain = str(100 + os.getpid() % 100)
+    domain = str(domain_id(0))
     os.environ["ROS_DOMAIN_ID"] = domain
     g = Graph(build_graph({"episode_root": str(root / "episodes")}), log_dir=root / "logs",
               env={"ROS_DOMAIN_ID": domain}).start()

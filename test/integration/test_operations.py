@@ -20,8 +20,9 @@ import rclpy
 from action_msgs.msg import GoalStatus
 from rclpy.context import Context
 
-from exoactor.launcher import Graph, build_graph
+from exoactor.launcher import Graph, build_graph, group_exists
 from exoactor.nodes.task_client import TaskClient
+from fakes.domains import domain_id
 from fakes.graph import params_file_with
 
 NODES = {"g1_sim", "camera", "embodiment_transfer", "task_planner", "video_generator", "pose_estimator",
@@ -38,7 +39,7 @@ can be published): the task really was interrupted; everything else in BAD_OUTPU
 
 
 def _domain(offset: int) -> str:
-    return str(100 + (os.getpid() + offset) % 100)
+    return str(domain_id(offset))
 
 
 class Lister:
@@ -165,16 +166,6 @@ def test_a_node_not_heard_for_longer_than_the_dds_lease_is_listed_again(graph):
     assert not g.dead()
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @pytest.mark.parametrize("sig,during_task", [
     (signal.SIGTERM, False),
     (signal.SIGINT, True)],
@@ -223,12 +214,12 @@ def test_the_launcher_stops_the_graph_cleanly(tmp_path, sig, during_task):
             os.killpg(launcher.pid, signal.SIGKILL)
             launcher.wait()
         for pid in pids.values():
-            if _group_alive(pid):
+            if group_exists(pid):
                 os.killpg(pid, signal.SIGKILL)
     texts = {log.name: log.read_text(errors="replace") for log in logs.glob("*.log")}
     assert launcher.returncode == 0, f"launcher exit {launcher.returncode}:\n{out}\n{_tails(logs)}"
     assert stop_s < 15.0, f"stopping took {stop_s:.1f} s"
-    left = [name for name, pid in {**pids, "launcher": launcher.pid}.items() if _group_alive(pid)]
+    left = [name for name, pid in {**pids, "launcher": launcher.pid}.items() if group_exists(pid)]
     assert not left, f"processes left: {left}"
     if during_task:
         texts = {name: INTERRUPTED_GOAL.sub("", text) for name, text in texts.items()}

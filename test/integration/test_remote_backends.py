@@ -19,6 +19,7 @@ from action_msgs.msg import GoalStatus
 
 from exoactor.action import ExecuteTask
 from exoactor.nodes.task_client import TaskClient
+from fakes.domains import domain_id
 from fakes.base import Reply
 from fakes.gemini import FakeGemini
 from fakes.graph import render_clip, start_graph, wait_ready
@@ -136,7 +137,7 @@ def clip(tmp_path_factory) -> bytes:
 
 @pytest.fixture(scope="module")
 def ros():
-    os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    os.environ.setdefault("ROS_DOMAIN_ID", str(domain_id(0)))
     rclpy.init()
     yield
     rclpy.try_shutdown()

@@ -25,6 +25,7 @@ from exoactor.g1.model import load_g1_model
 from exoactor.geometry import PinholeCamera, quat_wxyz_to_matrix
 from exoactor.launcher import Graph, GraphSpec, build_graph, config_dir
 from exoactor.nodes.qos import LATCHED_QOS
+from fakes.domains import domain_id
 from fakes.spinning import spin_in_thread, stop_spinning
 
 CAMERA_FRAME = "exocentric_camera_optical"
@@ -109,7 +110,7 @@ def _in_world(frames: dict, child: str) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def rviz_inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("rviz")
-    domain = str(1 + os.getpid() % 99)
+    domain = str(domain_id(25))
     spec = build_graph()
     g = Graph(GraphSpec([n for n in spec.nodes if n.name in ("g1_sim", "camera")], spec.arguments),
               log_dir=root / "logs", env={"ROS_DOMAIN_ID": domain}).start()
@@ -202,7 +203,7 @@ def test_camera_from_a_file_publishes_its_calibration_as_tf_and_info_with_every_
     [camera] = [n for n in build_graph().nodes if n.name == "camera"]
     camera.argv += ["-p", "source:=image", "-p", f"path:={image}", "-p", "rate_hz:=10.0", "-p", "frame_id:=my_cam",
                     "-p", f"calibration.eye_m:={eye}", "-p", f"calibration.target_m:={target}"]
-    domain = str(1 + (os.getpid() + 50) % 99)
+    domain = str(domain_id(50))
     g = Graph(GraphSpec([camera]), log_dir=tmp_path / "logs", env={"ROS_DOMAIN_ID": domain}).start()
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=int(domain))

@@ -162,6 +162,33 @@ def test_estop_latches_damping_aborts_the_goal_and_is_released_only_without_a_go
     assert not rig.loop.stopped.is_set()
 
 
+def test_a_start_right_after_an_estop_and_its_reset_continues_from_the_last_stiff_command(io, limits, stand):
+    """An e-stop and its reset inside one period: no damping command went out, the motors still hold
+    the last stiff command, so the next start ramps from that command (the step bound holds), not
+    from the measured pose (found by the safety property test)."""
+    rig = Rig(io, limits, stand)
+    rig.start_goal()
+    for _ in range(150):  # tracking: the elbow command moves away from the measured (stand) pose
+        last = rig.step()
+    assert np.abs(last.q[18] - stand[18]) > limits.step_max_rad[18]
+    rig.loop.estop("test")
+    rig.loop.end_goal()
+    assert rig.loop.estop_reset()[0]
+    assert rig.loop.begin_goal() == ""
+    sample, _ = rig.loop.state(rig.t)
+    assert rig.loop.start_motion(lambda: rig.c.start(rig.traj, sample.q_rad, rig.t)) is not None
+    nxt = rig.step()
+    assert nxt.kp[:29].any() and np.all(np.abs(nxt.q[:29] - last.q[:29]) <= limits.step_max_rad + 1e-9)
+    # once a damping command has gone out, a start ramps from the measured pose again
+    rig.loop.estop("test")
+    assert damped(rig.step(), limits)
+    rig.loop.end_goal()
+    assert rig.loop.estop_reset()[0] and rig.loop.begin_goal() == ""
+    sample, _ = rig.loop.state(rig.t)
+    rig.loop.start_motion(lambda: rig.c.start(rig.traj, sample.q_rad, rig.t))
+    np.testing.assert_allclose(rig.step().q[:29], stand, atol=1e-3)
+
+
 def test_estop_while_idle_starts_damping(io, limits, stand):
     rig = Rig(io, limits, stand)
     assert rig.step() is None  # nothing is sent before the first goal
@@ -284,7 +311,7 @@ def test_retargeter_refuses_misordered_keypoints_and_uses_the_safety_margin(stan
 
     r = MinkRetargeter(joint_limit_margin_rad=0.1)
     rng = joint_ranges_rad(r.model)
-    lower = r.limits[0].lower[r._qadr]  # the QP's bounds (qpos order): ranges shrunk by the margin
+    lower = r.ik.qpos_lower[r._qadr]  # the QP's bounds (motor order): ranges shrunk by the margin
     assert r.joint_limit_margin_rad == 0.1 and np.allclose(lower, rng[:, 0] + 0.1)
     n = 10
     kp = np.tile(standing_keypoints, (n, 1, 1))
@@ -336,3 +363,23 @@ def test_odometry_may_lag_up_to_its_own_timeout_then_execution_stops(io, limits,
         rig.step()
         rig.loop.after_tick(rig.t)
     assert rig.loop.stopped.is_set() and "no odometry for the leg policy for 1.00 s" in rig.loop.stop_reason
+
+
+def test_a_batch_of_lowstates_keeps_the_newest_usable_one_and_counts_the_newer_bad_ones(io, limits, stand):
+    rig = Rig(io, limits, stand)
+    q_old, q_new = stand.copy(), stand.copy()
+    q_new[3] += 0.1
+    old, new = rig.state_bytes(q=q_old), rig.state_bytes(q=q_new)
+    bad = bytes(new[:-1]) + bytes([new[-1] ^ 0xFF])
+    rig.loop.on_lowstates([old, old, new], 1.0)  # after a stall: three queued, only the newest is read
+    sample, _ = rig.loop.state(1.0)
+    assert sample.q_rad[3] == pytest.approx(q_new[3], abs=1e-6)
+    assert rig.loop.superseded_states == 2 and not rig.loop.bad_states
+    rig.loop.on_lowstates([old, bad], 2.0)  # the newest is corrupt: counted, and the one before it is used
+    sample, age = rig.loop.state(2.0)
+    assert sample.q_rad[3] == pytest.approx(q_old[3], abs=1e-6) and age == 0.0
+    assert rig.loop.bad_states == {"bad CRC": 1} and rig.loop.superseded_states == 2
+    rig.loop.on_lowstates([bad, bad], 3.0)  # nothing usable: both counted, freshness not refreshed
+    assert rig.loop.bad_states == {"bad CRC": 3} and rig.loop.state(3.0)[1] == pytest.approx(1.0)
+    rig.loop.on_lowstates([], 4.0)
+    assert rig.loop.state(4.0)[1] == pytest.approx(2.0)

@@ -13,6 +13,7 @@ import rclpy
 from action_msgs.msg import GoalStatus
 from std_srvs.srv import Trigger
 
+from fakes.domains import domain_id
 from test_tracking_node_safety import _damped, _goal, _run, tracking_rig
 
 
@@ -23,7 +24,7 @@ def test_a_leg_policy_that_cannot_load_is_refused_at_start_up_in_one_line(tmp_pa
 
     bad = tmp_path / "motion.pt"
     bad.write_bytes(b"not a TorchScript file")
-    os.environ["ROS_DOMAIN_ID"] = str(190 + os.getpid() % 9)
+    os.environ["ROS_DOMAIN_ID"] = str(domain_id(20))
     rclpy.init(args=["--ros-args", "-p", "gantry:=false", "-p", f"leg_policy_path:={bad}",
                      "-p", "control_process:=true"])
     try:
@@ -37,7 +38,7 @@ def test_a_leg_policy_that_cannot_load_is_refused_at_start_up_in_one_line(tmp_pa
 @pytest.fixture(scope="module")
 def rig(g1_model):
     with tracking_rig(g1_model, {"ramp_in_min_s": "0.2", "ramp_speed_rad_s": "2.0", "lowstate_timeout_s": "1.0",
-                                 "lower_body": "trajectory", "gantry": "true", "control_process": "true"}, 180) as r:
+                                 "lower_body": "trajectory", "gantry": "true", "control_process": "true"}, 40) as r:
         yield r
 
 
@@ -61,6 +62,9 @@ def test_lowcmd_comes_from_a_single_threaded_child_process(rig, standing_keypoin
     pid = node.core.pid
     assert pid not in (None, os.getpid()) and not hasattr(node, "pub_cmd")
     assert node.core.info["python_threads"] == 1  # the loop; the others in the process are the middleware's
+    with open(f"/proc/{pid}/environ", "rb") as f:  # no BLAS worker threads: products run in the loop's thread
+        env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+    assert env.get(b"OPENBLAS_NUM_THREADS") == b"1" and env.get(b"OMP_NUM_THREADS") == b"1"
     fifo = "SCHED_FIFO" in node.core.info["control"]
     assert (os.sched_getscheduler(pid) == os.SCHED_FIFO) == fifo, node.core.info
     t0 = time.monotonic()
@@ -73,10 +77,15 @@ def test_lowcmd_comes_from_a_single_threaded_child_process(rig, standing_keypoin
            or any(p.node_name == "_NODE_NAME_UNKNOWN_" for p in pubs)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [p.node_name for p in pubs] == ["tracking_controller_lowstate"]
+    sent_by_child = node.core.report(t0)["sent_t"]  # the child's own record: ~500 Hz for > 1.2 s
+    assert len(sent_by_child) > 300, (len(sent_by_child), result.message)
+    # What this busy test process's listener (depth 10, sharing its GIL with the tracking node) took of them
     sent = robot.since(t0)
-    assert len(sent) > 300 and all(ok for _, _, ok in sent)  # CRC-valid commands at ~500 Hz for > 1.2 s
+    assert len(sent) > 100 and all(ok for _, _, ok in sent), (len(sent), result.message)
     held = robot.since(time.monotonic() - 0.2)
     assert held and all(f.kp[:29].any() for _, f, _ in held)  # holding the last pose, not damping
+    # gravity feed-forward (the default) on the arms only, never on the legs or the waist
+    assert all(f.tau[15:29].any() and not f.tau[:15].any() for _, f, _ in held)
 
 
 def test_estop_service_is_served_by_the_control_process(rig, standing_keypoints):

@@ -21,6 +21,7 @@ from exoactor.control.leg_policy import (
     LegPolicy,
     LegPolicyError,
     VelocityOuterLoop,
+    RAMP_GAIN_MAX,
     base_velocity_commands,
     body_velocity,
     build_leg_observation,
@@ -306,6 +307,26 @@ def test_turning_in_place_and_standing_still():
     assert np.abs(raw).max() > 0.05  # the zeros above are the deadband's doing
 
 
+@pytest.mark.parametrize("distance_m,turn_deg", [(1.0, 0.0), (0.5, 0.0), (0.0, 90.0), (0.0, -45.0), (1.2, 30.0)])
+def test_commands_cover_the_whole_distance_and_turn_despite_the_deadband(distance_m, turn_deg):
+    """The slow start and end of a walk or turn are below the deadband: the bout makes up for them."""
+    t = np.arange(0, 5, 1 / FPS)
+    s = np.clip((t - 1.0) / 3.0, 0, 1)
+    ease = s * s * (3 - 2 * s)  # smoothstep: starts and stops gently, like a person
+    yaw = np.radians(turn_deg) * ease
+    step = np.gradient(distance_m * ease)
+    xy = np.cumsum(np.column_stack([step * np.cos(yaw), step * np.sin(yaw)]), axis=0)
+    cmd = _commands(xy, yaw)
+    x = y = h = 0.0
+    for vx, vy, wz in cmd / FPS:  # integrate the body-frame commands as the base would follow them
+        x, y, h = x + np.cos(h) * vx - np.sin(h) * vy, y + np.sin(h) * vx + np.cos(h) * vy, h + wz
+    assert np.hypot(x - xy[-1, 0], y - xy[-1, 1]) <= 0.03 * max(distance_m, 0.1)
+    assert abs(np.degrees(h) - turn_deg) <= 0.03 * max(abs(turn_deg), 10.0)
+    raw = _commands(xy, yaw, lin_deadband_m_s=0.0, yaw_deadband_rad_s=0.0)
+    assert (cmd[:, 0 if distance_m else 2] == 0).any()  # the deadband did cut the ramps
+    assert np.abs(cmd).max() <= RAMP_GAIN_MAX * np.abs(raw).max() + 1e-9
+
+
 def test_needs_locomotion_can_ignore_blips():
     cmds = np.zeros((60, 3))
     cmds[10:13, 0] = 0.3
@@ -375,3 +396,66 @@ def test_path_tracker_brings_a_drifting_robot_to_the_commanded_pose():
     np.testing.assert_allclose(pose[:2], [1.0, 0.0], atol=0.2)  # drift/k offset at most
     untracked = np.array([0.5 * 2.0, 0.0]) + drift[:2] * 8.0
     assert np.linalg.norm(pose[:2] - [1.0, 0.0]) < 0.2 * np.linalg.norm(untracked - [1.0, 0.0])
+
+
+# --- the numpy network (the 500 Hz loop's thread runs it instead of TorchScript) ------------------
+
+class _LstmActor(torch.nn.Module):
+    """The structure of Unitree's motion.pt (LSTM memory with its state in buffers, Linear-ELU-Linear
+    actor), smaller and with random weights."""
+
+    def __init__(self, hidden: int = 16, alpha: float = 1.0, actor_hidden: int = 8):
+        super().__init__()
+        torch.manual_seed(hidden)
+        self.memory = torch.nn.LSTM(OBS_DIM, hidden)
+        self.actor = torch.nn.Sequential(torch.nn.Linear(hidden, actor_hidden), torch.nn.ELU(alpha),
+                                         torch.nn.Linear(actor_hidden, 12))
+        self.register_buffer("hidden_state", torch.zeros(1, 1, hidden))
+        self.register_buffer("cell_state", torch.zeros(1, 1, hidden))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, (h, c) = self.memory(x.unsqueeze(0), (self.hidden_state, self.cell_state))
+        self.hidden_state.copy_(h)
+        self.cell_state.copy_(c)
+        return self.actor(out.squeeze(0))
+
+    @torch.jit.export
+    def reset_memory(self):
+        self.hidden_state.zero_()
+        self.cell_state.zero_()
+
+
+def _same_actions_as_torchscript(policy: LegPolicy, steps: int = 300) -> float:
+    """Largest difference between the numpy network's and the TorchScript module's actions over a
+    sequence (recurrent state included), both from a reset."""
+    rng = np.random.default_rng(5)
+    policy.reset()
+    worst = 0.0
+    for _ in range(steps):
+        obs = (rng.standard_normal(OBS_DIM) * rng.uniform(0.1, 2.0)).astype(np.float32)
+        worst = max(worst, float(np.abs(policy.fast.step(obs) - policy._run(obs)).max()))
+    return worst
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_an_lstm_actor_policy_runs_in_numpy_with_the_same_actions(tmp_path, alpha):
+    policy = LegPolicy(_scripted(_LstmActor(alpha=alpha), tmp_path / "lstm.pt"))
+    assert policy.fast is not None
+    assert _same_actions_as_torchscript(policy) < 1e-5
+    obs = build_leg_observation(**_inputs())
+    policy.reset()
+    first = [policy.step(obs) for _ in range(3)]
+    assert not np.allclose(first[0], first[1])  # the numpy path is recurrent too, and reset clears it
+    policy.reset()
+    np.testing.assert_allclose([policy.step(obs) for _ in range(3)], first, atol=1e-7)
+
+
+def test_a_policy_of_another_structure_stays_on_torchscript(tmp_path):
+    assert LegPolicy(_scripted(_Slice(0), tmp_path / "slice.pt")).fast is None
+    assert LegPolicy(_scripted(_Counter(), tmp_path / "counter.pt")).fast is None
+
+
+@pytest.mark.skipif(not MOTION_PT.is_file(), reason=f"Unitree's motion.pt is not at {MOTION_PT}")
+def test_motion_pt_runs_in_numpy_with_the_same_actions():
+    policy = LegPolicy(MOTION_PT)
+    assert policy.fast is not None and _same_actions_as_torchscript(policy) < 1e-4

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from exoactor.g1.lowcmd import LOWCMD_DTYPE, LowCmdFrame, unitree_crc32
+from exoactor.g1.lowcmd import LOWCMD_DTYPE, BodyCommandPacker, LowCmdFrame, unitree_crc32
 from exoactor.g1.lowstate import LOWSTATE_DTYPE
 
 
@@ -53,3 +53,18 @@ def test_frame_crc_covers_values_and_keeps_padding_zero():
     assert int(rec["crc"]) == reference_crc(np.frombuffer(raw[:1000], "<u4").tolist())
     f.q[3] += 1e-3
     assert f.crc() != int(rec["crc"])
+
+
+def test_body_command_packer_is_byte_identical_to_the_frame_struct():
+    rng = np.random.default_rng(7)
+    packer = BodyCommandPacker(29)
+    for k in range(50):
+        q, dq, kp, kd, tau = (rng.normal(scale=s, size=29) for s in (1.0, 5.0, 100.0, 3.0, 10.0))
+        f = LowCmdFrame(mode_pr=k % 2, mode_machine=int(rng.integers(0, 256)))
+        f.q[:29], f.dq[:29], f.kp[:29], f.kd[:29], f.mode[:29] = q, dq, kp, kd, 1
+        if k % 3:
+            f.tau[:29] = tau
+        got = packer.pack(q, dq, kp, kd, f.mode_machine, tau if k % 3 else None, f.mode_pr)
+        assert got == f.to_struct().tobytes()
+    with pytest.raises(ValueError, match="n_motors"):
+        BodyCommandPacker(36)

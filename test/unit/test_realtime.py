@@ -1,4 +1,5 @@
 """Thread scheduling helpers: what they change, and that they say so."""
+import numpy as np
 import os
 import threading
 
@@ -81,3 +82,20 @@ def test_lower_priority_range():
     with pytest.raises(ValueError, match="0-19"):
         lower_process_priority(20)
     assert lower_process_priority(0) == "nice 0"
+
+
+def test_sleep_until_wakes_at_the_absolute_time_and_never_early():
+    import time
+
+    from exoactor.realtime import sleep_until
+
+    t0 = time.monotonic()
+    late = []
+    for k in range(1, 51):
+        sleep_until(t0 + 0.002 * k)
+        late.append(time.monotonic() - (t0 + 0.002 * k))
+    assert min(late) >= 0.0  # never before the deadline
+    assert np.median(late) < 0.002  # and on the 2 ms grid, not drifting with each period's delays
+    t = time.monotonic()
+    sleep_until(t - 1.0)  # a deadline in the past returns at once
+    assert time.monotonic() - t < 0.05

@@ -109,6 +109,7 @@ def test_after_damping_a_new_goal_ramps_from_the_measured_pose(limits, stand):
     c.start(_traj(np.stack([stand, stand])), stand, 0.0)
     c.tick(0.002)
     c.damp()
+    assert not c.tick(0.004).kp.any()  # the damping command goes out: the motors let go
     sagged = np.clip(stand - 0.3, limits.q_min_rad, limits.q_max_rad)  # the limp robot moved
     c.start(_traj(np.stack([stand, stand])), sagged, 1.0)
     first = c.tick(1.0)

@@ -169,3 +169,50 @@ def test_forearms_and_hands_keep_away_from_the_trunk(retargeter, standing_keypoi
     assert retargeter.self_collision_margin_m == 0.02  # the default
     kept = MinkRetargeter(max_joint_velocity_rad_s=6.0, max_ik_residual_m=1.0)
     assert _closest_arm_trunk_distance_m(kept, kept.retarget(motion)) > 0.0
+
+
+def _hands_at_the_hips(standing, n=30):
+    """Both hands hanging against the outside of the hips (a person's arms at rest)."""
+    kp = np.tile(standing, (n, 1, 1))
+    for side in ("left", "right"):
+        hip = standing[KP[f"{side}_hip"]]
+        out = np.sign(hip[1]) * np.array([0.0, 0.06, 0.0])  # 6 cm out from the hip joint, 5 cm below it
+        for name, dz in ((f"{side}_wrist", -0.05), (f"{side}_hand", -0.12)):
+            kp[:, KP[name]] = hip + out + [0.0, 0.0, dz]
+        kp[:, KP[f"{side}_elbow"]] = (standing[KP[f"{side}_shoulder"]] + kp[:, KP[f"{side}_wrist"]]) / 2
+    return HumanMotion(30.0, kp, np.ones((n, len(HUMAN_KEYPOINTS))), kp[:, 0], np.tile([1.0, 0, 0, 0], (n, 1)), 1.72)
+
+
+def _closest_hand_hip_distance_m(retargeter, traj) -> float:
+    import mujoco
+
+    from exoactor.g1.model import joint_qpos_addresses
+
+    m = retargeter.model
+    d = mujoco.MjData(m)
+    qadr = joint_qpos_addresses(m)
+
+    def geoms(body):
+        b = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, body)
+        return [g for g in range(m.ngeom) if m.geom_bodyid[g] == b and (m.geom_contype[g] or m.geom_conaffinity[g])]
+
+    pairs = [(a, b) for side in ("left", "right")
+             for a in geoms(f"{side}_wrist_yaw_link") + geoms(f"{side}_wrist_pitch_link")
+             for b in geoms(f"{side}_hip_pitch_link") + geoms(f"{side}_hip_roll_link")]
+    best = np.inf
+    for t in range(traj.num_frames):
+        d.qpos[:3], d.qpos[3:7], d.qpos[qadr] = traj.root_pos_world_m[t], traj.root_quat_wxyz[t], traj.positions_rad[t]
+        mujoco.mj_kinematics(m, d)
+        best = min(best, min(mujoco.mj_geomDistance(m, d, a, b, 0.5, None) for a, b in pairs))
+    return float(best)
+
+
+def test_hands_resting_at_the_hips_stay_outside_the_robots_hip_links(retargeter, standing_keypoints, monkeypatch):
+    """The G1's hip links bulge out beside its pelvis: a person's hand resting there would put the
+    robot's hand inside them, and the simulated (or real) arm would be pushed out, off its command."""
+    import exoactor.retarget.mink_retargeter as mr
+
+    motion = _hands_at_the_hips(standing_keypoints)
+    assert _closest_hand_hip_distance_m(retargeter, retargeter.retarget(motion)) > 0.005
+    monkeypatch.setattr(mr, "HIP_KEEP_OUT_M", 0.0)  # without the keep-out the hands go into the hips
+    assert _closest_hand_hip_distance_m(retargeter, retargeter.retarget(motion)) < 0.0

@@ -20,6 +20,7 @@ from exoactor.g1.safety import CommandLimits
 from exoactor.nodes.params import ConfigError
 from exoactor.nodes.sinks_ros import make_sink
 from exoactor.retarget.trajectory import G1JointTrajectory
+from fakes.domains import domain_id
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def limits(g1_model):
 @pytest.fixture
 def ros():
     ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=150 + (threading.get_native_id() % 60))
+    rclpy.init(context=ctx, domain_id=domain_id(30 + threading.get_native_id() % 20))
     nodes = []
 
     def node(name="exoactor_test_sinks", **params):

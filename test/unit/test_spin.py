@@ -117,6 +117,55 @@ def test_a_signal_during_start_up_ends_the_process_at_once_and_cleanly(sig):
     assert "terminate called" not in out and "Traceback" not in out, out
 
 
+HANGING_STOP_NODE = r"""
+import rclpy
+from rclpy.node import Node as RclpyNode
+from exoactor.nodes.spin import spin_node
+
+class Node(RclpyNode):
+    def __init__(self):
+        super().__init__("exoactor_test_hanging_stop")
+        self.timer = self.create_timer(0.05, self.say_spinning)
+
+    def say_spinning(self):
+        print("spinning", flush=True)
+        self.timer.cancel()
+
+    def close(self):
+        import threading
+        threading.Event().wait(60.0)  # a clean-up that never ends (a thread stuck in the middleware...)
+
+spin_node(Node, stop_deadline_s=1.0)
+print("returned normally", flush=True)
+"""
+
+
+def test_a_stop_that_hangs_ends_the_process_with_every_threads_stack():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from fakes.domains import domain_id
+
+    proc = subprocess.Popen([sys.executable, "-c", HANGING_STOP_NODE], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "ROS_DOMAIN_ID": str(domain_id(7))})
+    try:
+        assert proc.stdout.readline().strip() == "spinning"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1 and 0.9 < took < 5.0, (proc.returncode, took, out)
+    assert "returned normally" not in out
+    assert "Timeout" in out and "in close" in out, out  # faulthandler's dump names the stuck frame
+
+
 class _HandleThatRecordsRequests:
     """Stands in for the rcl handle: sending a goal request only records its sequence number."""
 

@@ -16,6 +16,7 @@ from std_srvs.srv import Trigger
 from exoactor.g1.joints import DEFAULT_KD, DEFAULT_KP
 from exoactor.g1.safety import DEFAULT_KD_MAX, DEFAULT_KP_MAX
 from exoactor.nodes.spin import ActionClient
+from fakes.domains import domain_id
 
 ROBOT = r"""
 import sys, threading, time
@@ -78,6 +79,14 @@ class FakeRobot:
 
         tracking_node.pub_cmd.publish = recording
 
+    def wait_matched(self, timeout_s: float = 30.0) -> None:
+        """Until the /lowcmd listener is matched with the control process's publisher (a goal's commands
+        sent before that are lost to the test, not to the robot)."""
+        listener = getattr(self, "_listener", None)
+        deadline = time.monotonic() + timeout_s
+        while listener is not None and listener.get_publisher_count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def set_bad_crc(self, on: bool):
         self.bad_pub.publish(Bool(data=on))
 
@@ -90,13 +99,13 @@ class FakeRobot:
 
 
 @contextlib.contextmanager
-def tracking_rig(g1_model, params: dict[str, str], domain_base: int):
+def tracking_rig(g1_model, params: dict[str, str], domain_slot: int):
     """A TrackingNode in this process with ``params`` (-p name:=value), a FakeRobot feeding it, and an
     action client: yields (node, helper node, robot, client) once the node has a /lowstate."""
     from exoactor.g1.model import stand_pose_rad
     from exoactor.nodes.tracking_node import TrackingNode
 
-    os.environ["ROS_DOMAIN_ID"] = str(domain_base + os.getpid() % 60)
+    os.environ["ROS_DOMAIN_ID"] = str(domain_id(domain_slot))
     args = ["--ros-args"] + [a for k, v in params.items() for a in ("-p", f"{k}:={v}")]
     rclpy.init(args=args)
     helper = rclpy.create_node("exoactor_test_robot")
@@ -114,6 +123,7 @@ def tracking_rig(g1_model, params: dict[str, str], domain_base: int):
     deadline = time.monotonic() + 30
     while node.core.state(time.monotonic())[0] is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    robot.wait_matched()
     time.sleep(0.5)  # discovery of the e-stop and bad-CRC topics
     try:
         yield node, helper, robot, client
@@ -133,7 +143,7 @@ def rig(g1_model):
     # a loaded machine must not turn an e-stop or exception test into a stale-state abort.
     with tracking_rig(g1_model, {"ramp_in_min_s": "0.2", "ramp_speed_rad_s": "2.0", "lowstate_timeout_s": "1.0",
                                  "lower_body": "trajectory", "gantry": "true", "retarget_process": "true",
-                                 "control_process": "false", "dex3_hands": "true"}, 120) as r:  # the loop's hooks: in this process
+                                 "control_process": "false", "dex3_hands": "true"}, 0) as r:  # the loop's hooks: in this process
         yield r
 
 

@@ -25,7 +25,7 @@ def rig(g1_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("sonic")
     with tracking_rig(g1_model, {"backend": "sonic", "sonic.endpoint": f"tcp://127.0.0.1:{port}",
                                  "sonic.wait_for_subscriber_s": "2.0", "episode_root": str(root),
-                                 "lowstate_timeout_s": "1.0"}, 30) as (node, _helper, robot, client):
+                                 "lowstate_timeout_s": "1.0"}, 70) as (node, _helper, robot, client):
         yield node, robot, client, port, root
 
 

@@ -115,3 +115,25 @@ def test_file_backend_copies_user_videos_and_checks_count(tmp_path, rendered):
     with pytest.raises(VideoGenerationError, match="not found"):
         FileVideoGenerator(video_paths=[str(tmp_path / "nope.mp4")]).generate(
             VideoRequest(tmp_path, steps, 0, None, None, CAM), no_progress, threading.Event())
+
+
+def test_a_cancel_returns_at_once_while_the_render_thread_is_busy_and_that_thread_never_holds_up_exit():
+    import threading
+    import time
+
+    from exoactor.progress import Canceled
+    from exoactor.video.synthetic import SyntheticVideoGenerator
+
+    gen = SyntheticVideoGenerator()
+    gen.warm_up = lambda: None  # no body model needed: the render itself is the stand-in below
+    release = threading.Event()
+    gen._generate = lambda *_a: release.wait(30.0)  # a frame (or a first GL context) that takes long
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(Canceled):
+        gen.generate(None, lambda *_a: None, cancel)
+    assert time.monotonic() - t0 < 1.5
+    workers = [t for t in threading.enumerate() if t.name == "render"]
+    assert workers and all(t.daemon for t in workers)  # interpreter exit does not wait for it
+    release.set()

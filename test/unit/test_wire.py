@@ -60,3 +60,22 @@ def test_lowstate_message_object_fallback_matches_the_fast_path():
     fast = np.frombuffer(LowStateWriter(mode_machine=5).build(*args), np.uint8)
     data = np.concatenate([np.ones(4, bool), LOWSTATE_MAP.cdr_from_c >= 0])
     assert np.array_equal(np.frombuffer(serialize_message(msg), np.uint8)[data], fast[data])
+
+
+def test_lowstate_checks_use_exact_tests_when_the_fast_ones_overflow():
+    from exoactor.g1.lowstate import LowStateSample
+
+    z = np.zeros(29)
+    ok = dict(q_rad=z, dq_rad_s=z, mode_machine=0, tick=0, temperature_c=z, motorstate=np.zeros(29, np.uint32),
+              crc_ok=True)
+    assert LowStateSample(**ok).problem() == ""
+    huge = np.full(29, 1e200)  # finite, but its square overflows: not "non-finite"
+    assert LowStateSample(**{**ok, "q_rad": huge}).problem() == ""
+    for bad in (np.nan, np.inf, -np.inf):
+        v = z.copy()
+        v[11] = bad
+        assert LowStateSample(**{**ok, "dq_rad_s": v}).problem() == "non-finite joint values"
+    assert LowStateSample(**ok, imu_quat_wxyz=np.array([np.nan, 0, 0, 0])).problem() == "invalid IMU values"
+    assert LowStateSample(**ok, imu_quat_wxyz=np.array([0.5, 0, 0, 0])).problem() == "invalid IMU values"
+    assert LowStateSample(**ok, imu_gyro_rad_s=np.array([0, np.inf, 0])).problem() == "invalid IMU values"
+    assert LowStateSample(**ok, imu_gyro_rad_s=np.array([1e200, 0, 0])).problem() == ""

@@ -18,6 +18,7 @@ ROS-free; quaternions (w, x, y, z); frames: world (REP 103, z up), body = pelvis
 """
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -27,8 +28,8 @@ from exoactor.control.leg_policy import (LEG_KD_NM_S_PER_RAD, LEG_KP_NM_PER_RAD,
                                          WAIST_HOLD_KD_NM_S_PER_RAD, WAIST_HOLD_KP_NM_PER_RAD, BasePathTracker,
                                          LegController, LegPolicy, VelocityOuterLoop, base_velocity_commands,
                                          body_velocity)
+from exoactor.finite import all_finite
 from exoactor.g1.lowstate import LowStateSample
-from exoactor.geometry import quat_wxyz_to_matrix
 from exoactor.retarget.trajectory import G1JointTrajectory
 
 WAIST = slice(12, 15)
@@ -59,13 +60,14 @@ class BaseOdometry:
 
     def planar_pose(self) -> np.ndarray:
         """[x m, y m, heading rad] in the world."""
-        r = quat_wxyz_to_matrix(self.quat_wxyz)
-        return np.array([self.pos_world_m[0], self.pos_world_m[1], np.arctan2(r[1, 0], r[0, 0])])
+        w, x, y, z = np.asarray(self.quat_wxyz, dtype=np.float64).tolist()  # 50 Hz: scalar math
+        heading = math.atan2(2 * (x * y + z * w), w * w + x * x - y * y - z * z)  # atan2(r10, r00) times |q|^2
+        return np.array([self.pos_world_m[0], self.pos_world_m[1], heading])
 
     def ok(self) -> bool:
-        return all(np.all(np.isfinite(a)) for a in (self.pos_world_m, self.quat_wxyz, self.lin_vel_world_m_s,
-                                                     self.ang_vel_body_rad_s)) and \
-            abs(float(np.linalg.norm(self.quat_wxyz)) - 1.0) < 0.05
+        if not all_finite(self.pos_world_m, self.lin_vel_world_m_s, self.ang_vel_body_rad_s):
+            return False
+        return abs(math.sqrt(float(self.quat_wxyz @ self.quat_wxyz)) - 1.0) < 0.05
 
 
 def step_base_commands(traj: G1JointTrajectory) -> np.ndarray:

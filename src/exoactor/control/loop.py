@@ -31,14 +31,16 @@ Log = Callable[[str, str], None]
 """log(level, message), level in "info", "warn", "error"."""
 
 
-def period_stats(sent_t, since: float) -> tuple[float, float, float]:
-    """(rate Hz, period p50 ms, period p99 ms) of the commands sent at ``sent_t`` (s) since ``since``;
-    (0, nan, nan) for fewer than three."""
+def period_stats(sent_t, since: float, nominal_s: float) -> tuple[float, float, float, float]:
+    """(rate Hz, period p50 ms, period p99 ms, period error p99 ms) of the commands sent at ``sent_t``
+    (s) since ``since``; the error is |period - nominal_s| (a late command and the short period after
+    it both count); (0, nan, nan, nan) for fewer than three."""
     t = np.array([x for x in list(sent_t) if x >= since])
     if len(t) < 3:
-        return 0.0, float("nan"), float("nan")
+        return 0.0, float("nan"), float("nan"), float("nan")
     d = np.diff(t) * 1e3
-    return float((len(t) - 1) / (t[-1] - t[0])), float(np.percentile(d, 50)), float(np.percentile(d, 99))
+    return (float((len(t) - 1) / (t[-1] - t[0])), float(np.percentile(d, 50)), float(np.percentile(d, 99)),
+            float(np.percentile(np.abs(d - nominal_s * 1e3), 99)))
 
 
 def stale_problem(have_state: bool, age_s: float, timeout_s: float) -> str:
@@ -58,8 +60,9 @@ def health_problem(sample: LowStateSample | None, temperature_stop_c: float) -> 
     if faults:
         return "motor fault: " + ", ".join(f"motor {i} ({G1_JOINT_NAMES[i]}) error flags 0x{f:08x}"
                                             for i, f in faults[:4])
-    over = np.flatnonzero(sample.temperature_c >= temperature_stop_c)
-    if len(over):
+    hot = sample.temperature_c >= temperature_stop_c
+    if np.count_nonzero(hot):
+        over = np.flatnonzero(hot)
         return "motor over-temperature fault: " + ", ".join(
             f"motor {i} ({G1_JOINT_NAMES[i]}) {sample.temperature_c[i]:.0f} C" for i in over[:4]) + \
             f" (stop at {temperature_stop_c:.0f} C)"
@@ -94,6 +97,8 @@ class ControlLoop:
         self.bad_states: collections.Counter[str] = collections.Counter()
         """Dropped LowStates by reason ("bad CRC", "non-finite joint values", "malformed (...)")."""
         self.loop_errors = 0
+        self.superseded_states = 0
+        """LowStates not read because a newer one arrived in the same period (:meth:`on_lowstates`)."""
         self.ticks = 0
         self._sample: LowStateSample | None = None
         self._sample_t = -1e9
@@ -114,8 +119,17 @@ class ControlLoop:
             pass
 
     # ---- /lowstate (its own thread) ----------------------------------------------------------
-    def on_lowstate(self, data: bytes, t_now: float) -> None:
-        """Check one LowState; keep it if usable, else count and drop it. Never raises."""
+    def on_lowstates(self, batch: list[bytes], t_now: float) -> None:
+        """The LowStates that arrived since the last period, oldest first: the newest usable one is
+        kept; newer bad ones are counted and dropped; older ones are superseded unread (after a stall
+        several are queued, and checking each would prolong the stall). Never raises."""
+        for k in range(len(batch) - 1, -1, -1):
+            if self.on_lowstate(batch[k], t_now):
+                self.superseded_states += k
+                return
+
+    def on_lowstate(self, data: bytes, t_now: float) -> bool:
+        """Check one LowState; keep it if usable (True), else count and drop it (False). Never raises."""
         try:
             sample = self.parse_state(data)
             why = sample.problem()
@@ -127,7 +141,7 @@ class ControlLoop:
                 n = sum(self.bad_states.values())
             if n in (1, 10, 100) or n % 1000 == 0:
                 self.log("warn", f"dropped a LowState ({why}); {n} dropped so far ({self.bad_state_summary()})")
-            return
+            return False
         with self._lock:
             self._sample, self._sample_t = sample, t_now
             if sample.mode_machine != self._mode_machine:
@@ -138,15 +152,18 @@ class ControlLoop:
         if t_now - self._observed_t >= self.observe_period_s:
             self._observed_t = t_now
             self.controller.observe(t_now, sample.q_rad)
+        return True
 
     def _watch_temperature(self, s: LowStateSample) -> None:
-        hot = np.flatnonzero(s.temperature_c >= self.temperature_warn_c)
-        if len(hot) or self._hot:
-            for i in set(hot.tolist()) - self._hot:
-                self.log("warn", f"motor {i} ({G1_JOINT_NAMES[i]}) at {s.temperature_c[i]:.0f} C "
-                                 f"(warning {self.temperature_warn_c:.0f} C, stop {self.temperature_stop_c:.0f} C)")
-            cooled = self.temperature_warn_c - 5.0  # hysteresis: warn again only after cooling down
-            self._hot = {i for i in self._hot if s.temperature_c[i] >= cooled} | set(hot.tolist())
+        warm = s.temperature_c >= self.temperature_warn_c
+        if not (self._hot or np.count_nonzero(warm)):
+            return
+        hot = np.flatnonzero(warm)
+        for i in set(hot.tolist()) - self._hot:
+            self.log("warn", f"motor {i} ({G1_JOINT_NAMES[i]}) at {s.temperature_c[i]:.0f} C "
+                             f"(warning {self.temperature_warn_c:.0f} C, stop {self.temperature_stop_c:.0f} C)")
+        cooled = self.temperature_warn_c - 5.0  # hysteresis: warn again only after cooling down
+        self._hot = {i for i in self._hot if s.temperature_c[i] >= cooled} | set(hot.tolist())
 
     def on_odometry(self, odom: BaseOdometry, t_now: float) -> None:
         """The robot's base odometry (for the leg policy's outer loops); a bad one is ignored."""
@@ -219,6 +236,7 @@ class ControlLoop:
             self.loop_errors += 1
             self.stop(f"control loop error: {type(e).__name__}: {e}")
             try:
+                self.controller.note_damping_sent()  # one of the two damping commands goes out
                 return self.encode(self.controller.damping_command(), mode_machine)
             except Exception:  # noqa: BLE001 - even encoding failed: the prebuilt damping command
                 return self._fallback

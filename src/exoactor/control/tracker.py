@@ -13,6 +13,7 @@ from enum import Enum
 import numpy as np
 
 from exoactor.control.balance import PolicyLowerBody, step_base_commands
+from exoactor.control.gravity import GravityModel
 from exoactor.g1.joints import NUM_BODY_JOINTS
 from exoactor.g1.safety import CommandLimits
 from exoactor.retarget.trajectory import G1JointTrajectory
@@ -37,6 +38,8 @@ class JointCommand:
     kd: np.ndarray
     phase: Phase
     clamped: int
+    tau_nm: np.ndarray | None = None
+    """Feed-forward torque (29,) N*m (gravity compensation), None = none."""
 
 
 def _min_jerk(s: float) -> tuple[float, float]:
@@ -50,7 +53,7 @@ class JointTrackingController:
 
     def __init__(self, limits: CommandLimits, kp: np.ndarray, kd: np.ndarray, hold_pose_rad: np.ndarray,
                  ramp_in_min_s: float = 2.0, ramp_speed_rad_s: float = 0.5,
-                 lower_body: PolicyLowerBody | None = None):
+                 lower_body: PolicyLowerBody | None = None, gravity: GravityModel | None = None):
         self.limits = limits
         self.kp = np.asarray(kp, dtype=np.float64)
         self.kd = np.asarray(kd, dtype=np.float64)
@@ -59,6 +62,12 @@ class JointTrackingController:
         self.ramp_speed_rad_s = ramp_speed_rad_s
         self.lower_body = lower_body
         """Legs from the leg policy while it is engaged (None: legs always from the trajectory)."""
+        self.gravity = gravity
+        """Gravity feed-forward of the commanded poses (None: position PD alone), prepared when a
+        motion starts: per trajectory frame, and at both ends of every ramp."""
+        self._traj_tau: np.ndarray | None = None
+        self._ramp_tau = (None, None)
+        self._last_tau: np.ndarray | None = None
         self._base_cmds: np.ndarray | None = None
         self._lock = threading.Lock()
         self.phase = Phase.IDLE
@@ -69,6 +78,8 @@ class JointTrackingController:
         self._ramp_T = 1.0
         self._last_q: np.ndarray | None = None
         self._last_t: float | None = None
+        self._limp_sent = True
+        """Whether a damping command has gone out since the last stiff one (nothing sent yet: True)."""
         self.clamped_total = 0
         self._log_t: list[float] = []
         self._log_cmd: list[np.ndarray] = []
@@ -94,22 +105,26 @@ class JointTrackingController:
         if legs_from_policy and lb is None:
             raise ValueError("legs_from_policy needs a lower body (leg policy)")
         with self._lock:
+            # Continue from the last command while the motors still hold it: also when a stop was
+            # asked for but no damping command went out before this start (an e-stop and its reset
+            # within one period). Once the robot went limp it is wherever it sagged to, so ramp from
+            # the measured pose.
+            holding = self._last_q is not None and not self._limp_sent
+            start = self._last_q if holding else np.asarray(q_measured_rad, float)
             if lb is not None:
                 if legs_from_policy:
-                    lb.engage(self._last_q if self._last_q is not None and self.phase not in
-                              (Phase.IDLE, Phase.DAMPING) else q_measured_rad)
+                    lb.engage(start)
                     self._base_cmds = step_base_commands(traj)
                 else:
                     lb.disengage()
                     self._base_cmds = None
-            # Continue from the last command while the motors still hold it; after IDLE or DAMPING
-            # the robot is wherever it sagged to, so ramp from the measured pose.
-            holding = self._last_q is not None and self.phase not in (Phase.IDLE, Phase.DAMPING)
-            start = self._last_q if holding else np.asarray(q_measured_rad, float)
             target = np.clip(traj.positions_rad[0], self.limits.q_min_rad, self.limits.q_max_rad)
             self._traj = traj
+            if self.gravity is not None:
+                self._traj_tau = self.gravity.torques(traj.positions_rad, traj.root_quat_wxyz)
             if not holding:
                 self._last_q = None  # the first command is the measured pose: no step from an old command
+                self._last_tau = None
             self._log_t, self._log_cmd, self._log_meas = [], [], []
             self.clamped_total = 0
             if ramp_in or not holding:
@@ -131,6 +146,7 @@ class JointTrackingController:
             if start is None:
                 return 0.0
             self._traj = None
+            self._traj_tau = None
             if self.lower_body is not None:
                 self.lower_body.clear_plan()
             self._begin_ramp(Phase.TO_HOLD, np.asarray(start, float), self.hold_pose_rad, t_now)
@@ -141,6 +157,7 @@ class JointTrackingController:
         with self._lock:
             self.phase = Phase.DAMPING
             self._traj = None
+            self._traj_tau = self._last_tau = None
             if self.lower_body is not None:
                 self.lower_body.disengage()
 
@@ -148,6 +165,10 @@ class JointTrackingController:
         self.phase = phase
         self._ramp_from, self._ramp_to = a.copy(), b.copy()
         self._ramp_T = self._ramp_duration(a, b, min_s)
+        if self.gravity is not None:  # from the torque being sent (or the start pose's) to the target's
+            to = self._traj_tau[0] if phase == Phase.RAMP_IN and self._traj_tau is not None else \
+                self.gravity.torques(b)
+            self._ramp_tau = (self._last_tau if self._last_tau is not None else self.gravity.torques(a), to)
         self._t_phase = t_now
 
     # ---- the control loop -----------------------------------------------------------------
@@ -157,12 +178,16 @@ class JointTrackingController:
             if self.phase == Phase.IDLE:
                 return None
             if self.phase == Phase.DAMPING:
+                self._limp_sent = True
                 return self.damping_command()
             t = t_now - self._t_phase
+            tau = self._last_tau
             if self.phase in (Phase.RAMP_IN, Phase.TO_HOLD):
                 f, df = _min_jerk(t / self._ramp_T)
                 q = self._ramp_from + f * (self._ramp_to - self._ramp_from)
                 dq = (df / self._ramp_T) * (self._ramp_to - self._ramp_from)
+                if self.gravity is not None:
+                    tau = self._ramp_tau[0] + f * (self._ramp_tau[1] - self._ramp_tau[0])
                 if t >= self._ramp_T:
                     if self.phase == Phase.RAMP_IN and self._traj is not None:
                         self._begin_tracking(t_now)
@@ -170,6 +195,8 @@ class JointTrackingController:
                         self.phase = Phase.HOLDING
             elif self.phase == Phase.TRACKING and self._traj is not None:
                 q, dq = self._traj.sample(t)
+                if self._traj_tau is not None:
+                    tau = self._traj.interpolate(self._traj_tau, t)
                 if t >= self._traj.duration_s:
                     self.phase = Phase.HOLDING
                     dq = np.zeros(NUM_BODY_JOINTS)
@@ -181,10 +208,19 @@ class JointTrackingController:
             kp, kd = self.kp, self.kd
             if self.lower_body is not None:
                 q, dq, kp, kd = self.lower_body.overlay(q, dq, kp, kd)
-            safe = self.limits.apply(q, dq, self._last_q, kp, kd)
+            safe = self.limits.apply(q, dq, self._last_q, kp, kd, tau)
             self.clamped_total += safe.changed
             self._last_q, self._last_t = safe.q, t_now
-            return JointCommand(safe.q, safe.dq, safe.kp, safe.kd, self.phase, safe.changed)
+            self._limp_sent = False
+            if tau is not None:
+                self._last_tau = tau
+            return JointCommand(safe.q, safe.dq, safe.kp, safe.kd, self.phase, safe.changed,
+                                None if tau is None else safe.tau)
+
+    def note_damping_sent(self) -> None:
+        """The loop sent a damping command built outside :meth:`tick` (its error path)."""
+        with self._lock:
+            self._limp_sent = True
 
     def damping_command(self) -> JointCommand:
         """kp = 0, kd = damping: holds nothing, only slows the joints (also the loop's fallback)."""

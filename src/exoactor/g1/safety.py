@@ -15,6 +15,7 @@ by benchmarks/safety_fuzz.py), exactly as float32 on the wire:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,11 +121,6 @@ class CommandLimits:
         return cls(lo, hi, dq, float(period_s), kpm, kdm, np.minimum(_f32_inward(np.full(n, DAMPING_KD), -1), kdm),
                    taum)
 
-    @property
-    def step_max_rad(self) -> np.ndarray:
-        """Largest change of a position target between two ticks: dq_max * nominal period."""
-        return self.dq_max_rad_s * self.period_s
-
     def check_finite(self, q: np.ndarray, what: str = "command") -> None:
         """Raise UnsafeCommandError unless ``q`` has the right shape and is finite."""
         q = np.asarray(q)
@@ -143,6 +139,38 @@ class CommandLimits:
         z = np.zeros(q.shape)
         return SafeCommand(q, z, z.copy(), z.copy(), np.broadcast_to(self.damping_kd, q.shape).copy(),
                            np.zeros(q.shape, bool), np.ones(q.shape[:-1], bool))
+
+    @functools.cached_property
+    def step_max_rad(self) -> np.ndarray:
+        """Largest change of a position target between two ticks: dq_max * nominal period."""
+        return self.dq_max_rad_s * self.period_s
+
+    def _bound(self, q_in: np.ndarray, dq_in: np.ndarray, kp_in: np.ndarray, kd_in: np.ndarray,
+               tau_in: np.ndarray, prev: np.ndarray | None) -> SafeCommand:
+        """The bounds themselves, on FINITE float64 inputs of one shape (..., 29): the one definition
+        both :meth:`apply` (one command, 500 Hz) and :meth:`apply_batch` use."""
+        q_min, q_max = self.q_min_rad, self.q_max_rad
+        q = _clip(q_in, q_min, q_max)
+        if prev is not None:
+            step = self.step_max_rad
+            q = _clip(_clip(q, prev - step, prev + step), q_min, q_max)
+        # float32 on the wire: round, and where rounding crossed the step bound, move one ulp back.
+        q32 = q.astype(np.float32)
+        if prev is not None:
+            over = np.abs(q32.astype(np.float64) - prev) > step
+            if over.any():
+                q32 = np.where(over, np.nextafter(q32, prev.astype(np.float32)), q32)
+        q = _clip(q32.astype(np.float64), q_min, q_max)
+        clamped = (q != q_in) & (np.abs(q - q_in) > 1e-6)  # float32 rounding alone is not a clamp
+        dq = _clip(dq_in, -self.dq_max_rad_s, self.dq_max_rad_s)
+        dq = np.where(clamped | ((q >= q_max) & (dq > 0)) | ((q <= q_min) & (dq < 0)), 0.0, dq)
+        tau = _clip(np.where(clamped, 0.0, tau_in), -self.tau_max_nm, self.tau_max_nm)
+        kp = _clip(kp_in, 0.0, self.kp_max)
+        kd = _clip(kd_in, 0.0, self.kd_max)
+        f32 = np.float32
+        return SafeCommand(q, dq.astype(f32).astype(np.float64), tau.astype(f32).astype(np.float64),
+                           kp.astype(f32).astype(np.float64), kd.astype(f32).astype(np.float64), clamped,
+                           np.ones(q.shape[:-1], bool))
 
     def apply_batch(self, q_rad: np.ndarray, dq_rad_s: np.ndarray, q_prev_rad: np.ndarray | None = None,
                     kp: np.ndarray | None = None, kd: np.ndarray | None = None,
@@ -164,48 +192,43 @@ class CommandLimits:
         q_in, dq_in, kp_in, kd_in, tau_in = np.broadcast_arrays(q_in, dq_in, kp_in, kd_in, tau_in)
         finite = np.isfinite(q_in) & np.isfinite(dq_in) & np.isfinite(kp_in) & np.isfinite(kd_in) & np.isfinite(tau_in)
         ok = np.all(finite, axis=-1)
-        q0 = np.where(finite, q_in, 0.0)
-        q = _clip(q0, self.q_min_rad, self.q_max_rad)
-        prev = None
-        if q_prev_rad is not None:
-            prev = np.broadcast_to(np.asarray(q_prev_rad, dtype=np.float64), q.shape)
-            step = self.step_max_rad
-            q = _clip(_clip(q, prev - step, prev + step), self.q_min_rad, self.q_max_rad)
-        # float32 on the wire: round, and where rounding crossed the step bound, move one ulp back.
-        q32 = q.astype(np.float32)
-        if prev is not None:
-            over = np.abs(q32.astype(np.float64) - prev) > self.step_max_rad
-            if np.any(over):
-                q32 = np.where(over, np.nextafter(q32, prev.astype(np.float32)), q32)
-        q = _clip(q32.astype(np.float64), self.q_min_rad, self.q_max_rad)
-        clamped = (q != q_in) & (np.abs(q - q_in) > 1e-6)  # float32 rounding alone is not a clamp
-        clamped |= ~finite
-        dq = _clip(np.where(finite, dq_in, 0.0), -self.dq_max_rad_s, self.dq_max_rad_s)
-        dq = np.where(clamped | ((q >= self.q_max_rad) & (dq > 0)) | ((q <= self.q_min_rad) & (dq < 0)), 0.0, dq)
-        tau = _clip(np.where(clamped | ~finite, 0.0, tau_in), -self.tau_max_nm, self.tau_max_nm)
-        gains_kp = _clip(np.where(finite, kp_in, 0.0), 0.0, self.kp_max)
-        gains_kd = _clip(np.where(finite, kd_in, 0.0), 0.0, self.kd_max)
-        dq, tau = dq.astype(np.float32).astype(np.float64), tau.astype(np.float32).astype(np.float64)
-        gains_kp = gains_kp.astype(np.float32).astype(np.float64)
-        gains_kd = gains_kd.astype(np.float32).astype(np.float64)
-        if not np.all(ok):
-            bad = ~ok[..., None]
-            hold = self.damping(prev if prev is not None else None).q
-            q = np.where(bad, hold, q)
-            dq, tau, gains_kp = (np.where(bad, 0.0, a) for a in (dq, tau, gains_kp))
-            gains_kd = np.where(bad, self.damping_kd, gains_kd)
-        return SafeCommand(q, dq, tau, gains_kp, gains_kd, clamped, ok)
+        prev = None if q_prev_rad is None else np.broadcast_to(np.asarray(q_prev_rad, dtype=np.float64), q_in.shape)
+        if np.all(ok):
+            return self._bound(q_in, dq_in, kp_in, kd_in, tau_in, prev)
+        out = self._bound(*(np.where(finite, a, 0.0) for a in (q_in, dq_in, kp_in, kd_in, tau_in)), prev)
+        bad = ~ok[..., None]
+        hold = self.damping(prev).q
+        return SafeCommand(np.where(bad, hold, out.q), *(np.where(bad, 0.0, a) for a in (out.dq, out.tau, out.kp)),
+                           np.where(bad, self.damping_kd, out.kd), out.clamped | ~finite, ok)
 
     def apply(self, q_rad: np.ndarray, dq_rad_s: np.ndarray, q_prev_rad: np.ndarray | None = None,
               kp: np.ndarray | None = None, kd: np.ndarray | None = None,
               tau_nm: np.ndarray | None = None) -> SafeCommand:
-        """One command through :meth:`apply_batch`; raises UnsafeCommandError on NaN/Inf or a wrong shape."""
-        self.check_finite(q_rad, "position target")
-        self.check_finite(dq_rad_s, "velocity target")
-        for what, v in (("kp", kp), ("kd", kd), ("feed-forward torque", tau_nm)):
-            if v is not None:
+        """One command (29,) through the same bounds as :meth:`apply_batch`; raises
+        UnsafeCommandError on NaN/Inf or a wrong shape (the caller switches to damping)."""
+        n = self.q_min_rad.shape
+        zeros = self._zeros
+        args = []
+        for what, v in (("position target", q_rad), ("velocity target", dq_rad_s), ("kp", kp), ("kd", kd),
+                        ("feed-forward torque", tau_nm)):
+            if v is None:
+                args.append(zeros)
+                continue
+            v = np.asarray(v, dtype=np.float64)
+            if v.shape != n or not np.isfinite(v).all():
                 self.check_finite(v, what)
-        return self.apply_batch(q_rad, dq_rad_s, q_prev_rad, kp, kd, tau_nm)
+                raise UnsafeCommandError(f"{what}: expected one command of shape {n}, got shape {v.shape}")
+            args.append(v)
+        prev = None if q_prev_rad is None else np.asarray(q_prev_rad, dtype=np.float64)
+        if prev is not None and prev.shape != n:
+            raise UnsafeCommandError(f"previous command: expected shape {n}, got {prev.shape}")
+        return self._bound(*args, prev)
+
+    @functools.cached_property
+    def _zeros(self) -> np.ndarray:
+        z = np.zeros(self.q_min_rad.shape)
+        z.flags.writeable = False
+        return z
 
     def violations(self, cmd: SafeCommand, q_prev_rad: np.ndarray | None = None) -> np.ndarray:
         """Per command (leading dims), True where ``cmd`` breaks a guarantee (for tests and the fuzz)."""

@@ -9,6 +9,7 @@ rclpy's own serializer at start-up, and the nodes fall back to message objects i
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,20 +64,29 @@ class ByteMap:
     cdr_size: int
     cdr_from_c: np.ndarray
 
+    @functools.cached_property
+    def _gather(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Index arrays prepared once (the 500 Hz path is one numpy take each way): the C byte of
+        every CDR byte (c_size = a zero byte), and the CDR bytes that carry data with their C bytes."""
+        valid = self.cdr_from_c >= 0
+        return (np.where(valid, self.cdr_from_c, self.c_size), np.flatnonzero(valid), self.cdr_from_c[valid])
+
     def to_cdr(self, c_bytes: bytes) -> bytes:
         """C struct bytes -> CDR message bytes (with the encapsulation header)."""
-        src = np.frombuffer(c_bytes, dtype=np.uint8)
-        src = np.concatenate([src, np.zeros(1, np.uint8)])  # index -1 -> a zero byte
-        return CDR_LE_HEADER + src[self.cdr_from_c].tobytes()
+        if len(c_bytes) != self.c_size:
+            raise ValueError(f"expected a {self.c_size}-byte C struct, got {len(c_bytes)} bytes")
+        src = np.empty(self.c_size + 1, dtype=np.uint8)
+        src[:-1] = np.frombuffer(c_bytes, dtype=np.uint8)
+        src[-1] = 0  # index c_size -> a zero byte (padding)
+        return CDR_LE_HEADER + src.take(self._gather[0]).tobytes()
 
     def to_c(self, cdr_bytes: bytes) -> bytes:
         """CDR message bytes -> C struct bytes (padding zero). Raises ValueError on a foreign encoding."""
         if len(cdr_bytes) != 4 + self.cdr_size or cdr_bytes[:2] != CDR_LE_HEADER[:2]:
             raise ValueError(f"not a little-endian CDR payload of {4 + self.cdr_size} bytes")
-        src = np.frombuffer(cdr_bytes, dtype=np.uint8, offset=4)
+        _, data_cdr, data_c = self._gather
         out = np.zeros(self.c_size, dtype=np.uint8)
-        valid = self.cdr_from_c >= 0
-        out[self.cdr_from_c[valid]] = src[valid]
+        out[data_c] = np.frombuffer(cdr_bytes, dtype=np.uint8, offset=4).take(data_cdr)
         return out.tobytes()
 
 

@@ -5,9 +5,17 @@ In the tracking node's process the loop shares the GIL with the executor, the ac
 the real-time loop waiting for it (LowCmd period p99 4-5 ms on 2 cores with the graph running).
 Here one thread, at ``SCHED_FIFO`` where permitted, does everything in turn each period:
 
-    take every new /lowstate (raw), odometry and e-stop message, and any e-stop service request
-    -> :meth:`ControlLoop.tick` -> publish the LowCmd -> :meth:`ControlLoop.after_tick` (leg policy)
-    -> the parent's requests -> a status snapshot to the parent (20 Hz) -> sleep to the next period
+    publish the LowCmd prepared for this period's start -> take every new /lowstate (raw), odometry
+    and e-stop message, and any e-stop service request -> :meth:`ControlLoop.tick` for the NEXT
+    period's start time -> :meth:`ControlLoop.after_tick` (leg policy) -> the parent's requests
+    -> a status snapshot to the parent (20 Hz) -> sleep until the next period (absolute time)
+
+A command therefore leaves at the start of its period whatever the work costs (the period error is
+the wake-up latency alone, as long as the work fits in the period). After a stall the loop skips the
+periods it missed and stays on its time grid: it never sends a burst of commands to catch up. Each
+command is computed from a state at most one period older than if it were computed on the spot (2 ms
+at 500 Hz, against the 0.25 s state watchdog); an e-stop taken in one period is in the next period's
+command.
 
 No executor: messages are taken straight from their subscriptions' handles (what an executor does,
 without its wait-set cost). The node is ``<tracking node>_lowstate`` (the name of the in-process
@@ -31,6 +39,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import gc
+import math
 import os
 import pickle
 import select
@@ -52,11 +61,16 @@ START_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 5.0
 """How long a request may wait for the child's reply (it answers within a period when healthy)."""
 STATUS_PERIOD_S = 0.05
-RESTART_STATE_WAIT_S = 10.0
-"""How long a goal waits for a replaced control process's first LowState."""
+FIRST_STATE_WAIT_S = 10.0
+"""How long after a control process started (at launch, or replacing one that ended) a goal waits
+for its first LowState: discovery between it and the robot can take seconds on a loaded machine.
+A goal later than that, with no LowState, is refused at once."""
 EVENTS_EVERY = 5
 """Odometry, the e-stop topic and services are taken every this many periods (10 ms at 500 Hz; /lowstate:
 every period): polling an idle handle costs tens of microseconds."""
+SINGLE_THREADED_MATH = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+"""The child's math libraries compute in the calling thread: a matrix product handed to a BLAS worker
+thread (normal priority, preempted on a busy machine) stalled the loop for up to 18 ms."""
 ORPHAN_DAMPING_S = 1.0
 """A child whose parent died sends damping this long before it exits."""
 
@@ -86,6 +100,10 @@ class ControlProcessConfig:
     leg_policy: bool = False
     leg_policy_path: str | None = None
     closed_loop: bool = True
+    gravity_compensation: bool = False
+    """Gravity feed-forward of the arms (exoactor.control.gravity), from the G1 model in
+    ``model_dir`` (None: the mujoco-menagerie package's)."""
+    model_dir: str | None = None
 
 
 class ControlProcessError(RuntimeError):
@@ -144,13 +162,21 @@ class _Outbox:
             return False
 
 
-def _drain(sub, handle_msg: Callable[[Any], None], limit: int = 64) -> None:
+def _take(sub, limit: int = 64) -> list:
+    """Every message waiting on ``sub``, oldest first (at most ``limit``)."""
+    out = []
     for _ in range(limit):
         with sub.handle:
             got = sub.handle.take_message(sub.msg_type, sub.raw)
         if got is None:
-            return
-        handle_msg(got[0])
+            break
+        out.append(got[0])
+    return out
+
+
+def _drain(sub, handle_msg: Callable[[Any], None], limit: int = 64) -> None:
+    for msg in _take(sub, limit):
+        handle_msg(msg)
 
 
 def _serve(srv, handler: Callable[[Any, Any], Any]) -> None:
@@ -181,8 +207,14 @@ class _Child:
             from exoactor.control.leg_policy import LegPolicy  # noqa: PLC0415
 
             lower_body = PolicyLowerBody(LegPolicy(cfg.leg_policy_path), closed_loop=cfg.closed_loop)
+        gravity = None
+        if cfg.gravity_compensation:
+            from exoactor.control.gravity import GravityModel  # noqa: PLC0415
+            from exoactor.g1.model import load_g1_model  # noqa: PLC0415
+
+            gravity = GravityModel(load_g1_model(cfg.model_dir))
         self.controller = JointTrackingController(cfg.limits, cfg.kp, cfg.kd, cfg.hold_pose_rad, cfg.ramp_in_min_s,
-                                                  cfg.ramp_speed_rad_s, lower_body=lower_body)
+                                                  cfg.ramp_speed_rad_s, lower_body=lower_body, gravity=gravity)
         self.writer = LowCmdWriter()
         self.core = ControlLoop(self.controller, LowStateReader().parse, self._encode, cfg.state_timeout_s,
                                 cfg.temperature_warn_c, cfg.temperature_stop_c, log=self._log,
@@ -200,13 +232,13 @@ class _Child:
         estop = EstopCallbacks(self.core)
         self.subs = [(self.node.create_subscription(LowState, t["lowstate"], noop, unitree_qos(*cfg.qos["lowstate"]),
                                                     raw=True),
-                      lambda data: self.core.on_lowstate(data, time.monotonic())),
-                     (self.node.create_subscription(Bool, t["estop"], noop, 10), estop.on_topic)]
+                      lambda batch: self.core.on_lowstates(batch, time.monotonic()), True),
+                     (self.node.create_subscription(Bool, t["estop"], noop, 10), estop.on_topic, False)]
         if t.get("odom"):
             from rclpy.qos import qos_profile_sensor_data  # noqa: PLC0415
 
             self.subs.append((self.node.create_subscription(Odometry, t["odom"], noop, qos_profile_sensor_data),
-                              lambda m: self.core.on_odometry(odometry_from_msg(m), time.monotonic())))
+                              lambda m: self.core.on_odometry(odometry_from_msg(m), time.monotonic()), False))
         self.services = [(self.node.create_service(Trigger, t["estop"], estop.on_service), estop.on_service),
                          (self.node.create_service(Trigger, t["estop_reset"], estop.on_reset), estop.on_reset)]
         self.presence = GraphPresence(self.node)  # its timer never fires here: the loop calls check()
@@ -216,7 +248,7 @@ class _Child:
         self._reported_stop = False
 
     def _encode(self, cmd, mode_machine: int):
-        return self.writer.build(cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd, mode_machine)
+        return self.writer.build(cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd, mode_machine, cmd.tau_nm)
 
     def _log(self, level: str, msg: str) -> None:
         self.out.send(("log", level, msg))
@@ -248,11 +280,12 @@ class _Child:
 
     def report(self, since: float) -> dict:
         log_t, log_cmd, log_meas = self.controller.tracking_log()
-        rate_hz, p50_ms, p99_ms = period_stats(self.sent_t, since)
+        rate_hz, p50_ms, p99_ms, err_p99_ms = period_stats(self.sent_t, since, 1.0 / self.cfg.rate_hz)
         n = sum(1 for x in list(self.sent_t) if x >= since)
         return {"log_t": log_t, "log_cmd": log_cmd, "log_meas": log_meas,
                 "rmse_rad": self.controller.tracking_rmse_rad(), "clamped": int(self.controller.clamped_total),
-                "rate_hz": rate_hz, "p50_ms": p50_ms, "p99_ms": p99_ms, "events_dropped": self.out.dropped,
+                "rate_hz": rate_hz, "p50_ms": p50_ms, "p99_ms": p99_ms, "err_p99_ms": err_p99_ms,
+                "sent_t": np.array([x for x in list(self.sent_t) if x >= since]), "events_dropped": self.out.dropped,
                 "work_p99_ms": float(np.percentile(np.array(list(self.work_s)[-n:]) * 1e3, 99)) if n >= 3 else
                 float("nan")}
 
@@ -273,24 +306,39 @@ class _Child:
 
     # ---- the loop ---------------------------------------------------------------------------------
     def run(self, conn) -> None:
-        from exoactor.realtime import make_named_threads_realtime, make_thread_realtime  # noqa: PLC0415
+        from exoactor.realtime import make_named_threads_realtime, make_thread_realtime, sleep_until  # noqa
 
         dds = make_named_threads_realtime("dds.", max(0, self.cfg.rt_priority - 2)) if self.cfg.rt_priority else \
             "normal priority"
         control = make_thread_realtime(self.cfg.rt_priority)
+        lb = self.controller.lower_body
+        policy = "" if lb is None else ("numpy" if lb.controller.policy.fast is not None else "TorchScript")
         self.out.send(("ready", {"pid": os.getpid(), "control": control, "dds": dds, "fast": self.writer.fast,
+                                 "leg_policy": policy,
                                  "python_threads": threading.active_count()}))
         period = 1.0 / self.cfg.rate_hz
         next_t = next_status = next_presence = time.monotonic()
         orphaned_at = None
         tick = 0
+        payload = None
         while True:
+            # The period starts with its command, prepared in the previous period for this very
+            # time: what the robot receives and when does not depend on how long the work takes.
+            if payload is not None:
+                try:
+                    self.pub.publish(payload)
+                    self.sent_t.append(time.monotonic())
+                except Exception as e:  # noqa: BLE001
+                    self.core.fail(f"publishing LowCmd failed: {type(e).__name__}: {e}")
             now = time.monotonic()
             tick += 1
             # /lowstate every period; odometry, the e-stop topic and services every EVENTS_EVERY periods
-            for sub, on_msg in (self.subs if tick % EVENTS_EVERY == 0 else self.subs[:1]):
+            for sub, on_msg, batched in (self.subs if tick % EVENTS_EVERY == 0 else self.subs[:1]):
                 try:
-                    _drain(sub, on_msg)
+                    if batched:
+                        on_msg(_take(sub))  # /lowstate: only the newest usable state is read
+                    else:
+                        _drain(sub, on_msg)
                 except Exception as e:  # noqa: BLE001 - a bad message never ends the loop (states are checked)
                     self._log("error", f"control process: taking {sub.topic_name}: {type(e).__name__}: {e}")
             for srv, handler in (self.services if tick % EVENTS_EVERY == 0 else ()):
@@ -298,16 +346,14 @@ class _Child:
                     _serve(srv, handler)
                 except Exception as e:  # noqa: BLE001
                     self._log("error", f"control process: serving {srv.srv_name}: {type(e).__name__}: {e}")
-            payload = self.core.tick(now)
-            if payload is not None:
-                try:
-                    self.pub.publish(payload)
-                    self.sent_t.append(now)
-                except Exception as e:  # noqa: BLE001
-                    self.core.fail(f"publishing LowCmd failed: {type(e).__name__}: {e}")
+            next_t += period
+            if next_t <= now:  # a stall (this thread was not running): skip the periods it missed, on the
+                next_t += math.ceil((now - next_t) / period) * period  # same grid, instead of a burst
+            payload = self.core.tick(next_t)  # the command for the next period's start (never raises)
             self.core.after_tick(now)
             if orphaned_at is None:
                 try:
+                    handled = False
                     while conn.poll():
                         rid, name, args = conn.recv()
                         if name == "close":
@@ -317,9 +363,13 @@ class _Child:
                         except Exception as e:  # noqa: BLE001 - the parent raises it
                             value = ControlProcessError(f"{name}: {type(e).__name__}: {e}")
                         self.out.send(("reply", rid, value, self.snapshot(time.monotonic())), wait=True)
+                        handled = True
+                    if handled:  # a start, hold or fail takes effect with the next period's command
+                        payload = self.core.tick(next_t)
                 except (EOFError, OSError):
                     orphaned_at = now  # the parent is gone: damp, then leave
                     self.core.stop("the tracking node's process ended")
+                    payload = self.core.tick(next_t)
             elif now - orphaned_at > ORPHAN_DAMPING_S:
                 return
             if self.core.stopped.is_set() and not self._reported_stop:
@@ -330,14 +380,8 @@ class _Child:
             if now >= next_presence:  # in the period's slack, once a second
                 next_presence = now + 1.0
                 self.presence.check()
-            end = time.monotonic()
-            self.work_s.append(end - now)
-            next_t += period
-            delay = next_t - end
-            if delay > 0:
-                time.sleep(delay)
-            elif delay < -0.1:
-                next_t = time.monotonic()  # fell far behind: resynchronise instead of bursting
+            self.work_s.append(time.monotonic() - now)
+            sleep_until(next_t)
 
     def close(self) -> None:
         import rclpy  # noqa: PLC0415
@@ -396,7 +440,8 @@ class ControlProcess:
         cmd_r, cmd_w = os.pipe()
         ev_r, ev_w = os.pipe()
         self._proc = _Proc(subprocess.Popen([sys.executable, "-m", "exoactor.nodes.control_process", str(cmd_r),
-                                             str(ev_w)], pass_fds=(cmd_r, ev_w), stdin=subprocess.DEVNULL))
+                                             str(ev_w)], pass_fds=(cmd_r, ev_w), stdin=subprocess.DEVNULL,
+                                            env={**os.environ, **SINGLE_THREADED_MATH}))
         os.close(cmd_r)
         os.close(ev_w)
         self._conn = Connection(cmd_w, readable=False)
@@ -423,6 +468,7 @@ class ControlProcess:
             if msg[0] == "ready":
                 self.info = msg[1]
                 break
+        self._started_t = time.monotonic()
         with self._lock:
             self._status = {}
         self._reader = threading.Thread(target=self._read, name="control-events", daemon=True)
@@ -518,9 +564,9 @@ class ControlProcess:
                               "starting a new one (damping until this goal ramps in)")
             self.restarts += 1
             self._start()
-            deadline = time.monotonic() + RESTART_STATE_WAIT_S  # a fresh child needs discovery and a first state
-            while self.status().get("sample_t") is None and time.monotonic() < deadline:
-                time.sleep(0.05)
+        deadline = self._started_t + FIRST_STATE_WAIT_S  # a fresh child needs discovery and a first state
+        while self.status().get("sample_t") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         refused = self._request("begin_goal")
         if not refused:
             with self._lock:

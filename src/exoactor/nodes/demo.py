@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from exoactor.launcher import Graph, build_graph
+from exoactor.ros_domain import domain_id_problem
 
 
 def _interrupt(_signum, _frame) -> None:
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gantry", action="store_true", help="hang the robot on the simulator's band (squat, sit, "
                     "bend); by default it stands on its own, balanced and walked by Unitree's leg policy")
     a = ap.parse_args(argv)
+    if problem := domain_id_problem():
+        print(f"exoactor demo: {problem}", file=sys.stderr)
+        return 2
     log_dir = a.log_dir or Path(tempfile.mkdtemp(prefix="exoactor-logs-"))
     graph = Graph(build_graph({"episode_root": a.episode_root, "gantry": str(a.gantry).lower()}), log_dir=log_dir)
     t0 = time.monotonic()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import os
 import signal
 import sys
@@ -25,10 +26,12 @@ import rclpy
 from rclpy.action import ActionClient as _RclpyActionClient
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions, install_signal_handlers, uninstall_signal_handlers
 from rclpy.task import Future
 
 from exoactor.g1.model import RobotModelError
 from exoactor.launcher import LAUNCHER_PID_ENV
+from exoactor.ros_domain import domain_id_problem
 from exoactor.nodes.params import ConfigError
 from exoactor.nodes.presence import GraphPresence
 from exoactor.registry import UnknownBackendError
@@ -42,6 +45,11 @@ except (ImportError, AttributeError):  # pragma: no cover - other rclpy versions
 
 STOP_TIMEOUT_S = 5.0
 """How long the clean-up waits for a node's threads and callbacks."""
+
+STOP_DEADLINE_S = 8.0
+"""A clean stop that takes longer ends the process (exit status 1) with every thread's stack on
+stderr: a stop stuck in the middleware or in a thread would otherwise ignore every further signal
+until the launcher's SIGKILL (it waits 10 s), and leave no trace of where it hung."""
 
 _STARTUP_ERRORS = (RobotModelError, UnknownBackendError, FileNotFoundError, RuntimeError)
 """Start-up failures reported in one line (missing model, unknown backend...), not with a traceback."""
@@ -167,15 +175,22 @@ def _end_with_launcher() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def spin_node(node_factory: Callable[[], Node], args=None, threads: int = 4) -> None:
+def spin_node(node_factory: Callable[[], Node], args=None, threads: int = 4,
+              stop_deadline_s: float = STOP_DEADLINE_S) -> None:
     """Create the node and spin it (threads > 1: multi-threaded executor, for nodes whose callbacks
     block, like action servers; 1: the cheaper single-threaded one) until SIGINT/SIGTERM, then stop
-    cleanly (see the module's docstring)."""
+    cleanly within ``stop_deadline_s`` (see the module's docstring and :data:`STOP_DEADLINE_S`)."""
     signals = _StopSignals()
     _end_with_launcher()
+    if problem := domain_id_problem():
+        print(f"configuration error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     node = executor = None
     try:
-        rclpy.init(args=args)
+        # rclpy's signal handlers only once the node is built: during start-up a signal must end the
+        # process at once (:class:`_StopSignals`), before rclpy's handler shuts the context down under
+        # a thread the constructor already started (which then prints a traceback).
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         try:
             node = node_factory()
         except ConfigError as e:
@@ -188,6 +203,7 @@ def spin_node(node_factory: Callable[[], Node], args=None, threads: int = 4) -> 
                 print(f"cannot start: {e}", file=sys.stderr)
                 raise SystemExit(1) from None
             raise
+        install_signal_handlers(SignalHandlerOptions.ALL)  # before `started`: no signal falls between the two
         signals.started = True
         GraphPresence(node)
         threads = int(getattr(node, "executor_threads", threads))  # a node may need more (queued goals)
@@ -210,7 +226,9 @@ def spin_node(node_factory: Callable[[], Node], args=None, threads: int = 4) -> 
         pass
     finally:
         signals.started = True
+        faulthandler.dump_traceback_later(stop_deadline_s, exit=True, file=sys.stderr)
         _stop(node, executor)
+        faulthandler.cancel_dump_traceback_later()
 
 
 def _stop(node: Node | None, executor) -> None:
@@ -222,4 +240,5 @@ def _stop(node: Node | None, executor) -> None:
         if close is not None:
             close()
         node.destroy_node()
-    rclpy.try_shutdown()  # also when a signal already shut the context down: removes rclpy's handlers
+    rclpy.try_shutdown()  # also when a signal already shut the context down
+    uninstall_signal_handlers()  # installed by spin_node itself, so rclpy's shutdown leaves them

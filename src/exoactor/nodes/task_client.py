@@ -22,6 +22,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from exoactor.action import ExecuteTask
 from exoactor.nodes.spin import ActionClient, wait_for
+from exoactor.ros_domain import domain_id_problem
 
 STATUS_NAMES = {GoalStatus.STATUS_SUCCEEDED: "SUCCEEDED", GoalStatus.STATUS_ABORTED: "ABORTED",
                 GoalStatus.STATUS_CANCELED: "CANCELED", GoalStatus.STATUS_UNKNOWN: "UNKNOWN"}
@@ -95,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("instruction")
     ap.add_argument("--server-timeout", type=float, default=60.0, help="seconds to wait for the action server")
     a, ros_args = ap.parse_known_args(argv)
+    if problem := domain_id_problem():
+        print(f"exoactor task client: {problem}", file=sys.stderr)
+        return 2
     try:  # keep Ctrl-C as KeyboardInterrupt, so it cancels the goal instead of killing the client
         rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
     except ImportError:

@@ -29,6 +29,7 @@ from exoactor.action import TrackMotion
 from exoactor.control.dex3 import Dex3Hands
 from exoactor.control.balance import PolicyLowerBody, fallen_reason, whole_body_reason
 from exoactor.control.leg_policy import LegPolicy, LegPolicyError
+from exoactor.control.gravity import GravityModel
 from exoactor.control.loop import ControlLoop, period_stats
 from exoactor.control.sinks import ExecutionError
 from exoactor.control.tracker import JointTrackingController, Phase
@@ -117,6 +118,9 @@ class TrackingNode(Node):
         model_dir = p("model_dir", "", "folder with Menagerie's unitree_g1 files; '' = mujoco-menagerie package")
         collision_margin = p("self_collision_margin_m", 0.02, "the IK keeps forearms and hands this far from the "
                              "torso and pelvis (m; negative: no self-collision avoidance)")
+        gravity = p("gravity_compensation", True, "send the gravity torque of each commanded arm pose as "
+                    "LowCmd's feed-forward tau (prepared from the G1 model when a step starts; bounded by the "
+                    "motors' torque limits); false: position PD alone (the arms sag by ~kp error)")
         retarget_process = p("retarget_process", False, "true: retarget in a child process at nice 19, so this "
                              "process does nothing but control (the IK's Python holds the GIL the 500 Hz loop waits "
                              "for); its start-up (imports, model) can take minutes on a loaded 2-core machine, which "
@@ -173,6 +177,7 @@ class TrackingNode(Node):
                 ramp_speed_rad_s=ramp_speed, rate_hz=self.rate_hz, state_timeout_s=self.state_timeout_s,
                 odom_timeout_s=self.odom_timeout_s, temperature_warn_c=temp_warn, temperature_stop_c=temp_stop,
                 rt_priority=self.rt_priority, node_name=f"{self.get_name()}_lowstate", namespace=self.get_namespace(),
+                gravity_compensation=gravity, model_dir=model_dir or None,
                 topics={"lowstate": self.resolve_topic_name("lowstate"), "lowcmd": self.resolve_topic_name("lowcmd"),
                         "odom": self.resolve_topic_name(self.odom_topic) if self.odom_topic else "",
                         "estop": self.resolve_topic_name("exoactor/estop"),
@@ -191,11 +196,14 @@ class TrackingNode(Node):
             info = self.core.info
             self.get_logger().info(f"tracking controller ready ({backend} retargeting, {self.rate_hz:.0f} Hz LowCmd "
                                    f"from its own process (pid {info.get('pid')}), "
-                                   f"{'fast' if info.get('fast') else 'message-object'} encoding; control thread "
+                                   f"{'fast' if info.get('fast') else 'message-object'} encoding"
+                                   f"{'; leg policy in ' + info['leg_policy'] if info.get('leg_policy') else ''}; control thread "
                                    f"{info.get('control', '?')}, DDS threads {info.get('dds', '?')})")
             return
         self.controller = JointTrackingController(self.limits, kp, kd, stand_pose_rad(model), ramp_min, ramp_speed,
-                                                  lower_body=lower_body)
+                                                  lower_body=lower_body,
+                                                  gravity=GravityModel(model) if gravity
+                                                  else None)
         LowCmd, LowState, _ = import_unitree_hg()
         self.writer = LowCmdWriter()
         self.pub_cmd = self.create_publisher(LowCmd, "lowcmd", lowcmd_qos)
@@ -270,7 +278,7 @@ class TrackingNode(Node):
             log.error(msg)
 
     def _encode(self, cmd, mode_machine: int):
-        return self.writer.build(cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd, mode_machine)
+        return self.writer.build(cmd.q_rad, cmd.dq_rad_s, cmd.kp, cmd.kd, mode_machine, cmd.tau_nm)
 
     # ---- robot state and e-stop (the I/O thread) -------------------------------------------------
     def _set_priority(self, thread: str, priority: int) -> None:
@@ -335,12 +343,14 @@ class TrackingNode(Node):
                 self.get_logger().warning(f"no tracking log from the control process: {e}")
                 empty = np.zeros((0, 29))
                 return {"log_t": np.zeros(0), "log_cmd": empty, "log_meas": empty, "rmse_rad": float("nan"),
-                        "clamped": 0, "rate_hz": 0.0, "p50_ms": float("nan"), "p99_ms": float("nan")}
+                        "clamped": 0, "rate_hz": 0.0, "p50_ms": float("nan"), "p99_ms": float("nan"),
+                        "err_p99_ms": float("nan")}
         log_t, log_cmd, log_meas = self.controller.tracking_log()
-        rate_hz, p50_ms, p99_ms = period_stats(self._sent_t, since)
+        rate_hz, p50_ms, p99_ms, err_p99_ms = period_stats(self._sent_t, since, 1.0 / self.rate_hz)
         return {"log_t": log_t, "log_cmd": log_cmd, "log_meas": log_meas,
                 "rmse_rad": self.controller.tracking_rmse_rad(), "clamped": int(self.controller.clamped_total),
-                "rate_hz": rate_hz, "p50_ms": p50_ms, "p99_ms": p99_ms}
+                "rate_hz": rate_hz, "p50_ms": p50_ms, "p99_ms": p99_ms, "err_p99_ms": err_p99_ms,
+                "sent_t": np.array([x for x in list(self._sent_t) if x >= since])}
 
     # ---- 500 Hz loop ---------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -473,17 +483,20 @@ class TrackingNode(Node):
                 log_t, log_cmd, log_meas = rep["log_t"], rep["log_cmd"], rep["log_meas"]
                 traj.save(out, log_t_s=log_t - t0 if len(log_t) else log_t, log_commanded_rad=log_cmd,
                           log_measured_rad=log_meas, lowcmd_rate_hz=rate_hz, lowcmd_period_p50_ms=p50_ms,
-                          lowcmd_period_p99_ms=p99_ms, lowstate_dropped=dropped)
+                          lowcmd_period_p99_ms=p99_ms, lowcmd_period_error_p99_ms=rep["err_p99_ms"],
+                          log_lowcmd_sent_t_s=rep.get("sent_t", np.zeros(0)) - t0,
+                          lowstate_dropped=dropped)
         work = f", work per period p99 {rep['work_p99_ms']:.2f} ms" if "work_p99_ms" in rep else ""
         self.get_logger().info(f"LowCmd loop during the goal: {rate_hz:.0f} Hz, period p50 {p50_ms:.2f} ms, "
-                               f"p99 {p99_ms:.2f} ms{work}; {dropped} LowStates dropped")
+                               f"p99 {p99_ms:.2f} ms (error p99 {rep['err_p99_ms']:.2f} ms){work}; {dropped} "
+                               "LowStates dropped")
         result.tracking_rmse_rad = float(rep["rmse_rad"])
         result.clamped_commands = int(rep["clamped"])
         result.success = True
         result.message = (f"tracked {traj.duration_s:.1f} s after a {ramp:.1f} s ramp-in; "
                           f"joint RMSE {result.tracking_rmse_rad:.3f} rad, {result.clamped_commands} clamped "
                           f"command values; {_residual_note(traj)}"
-                          f"LowCmd {rate_hz:.0f} Hz (period p99 {p99_ms:.1f} ms){self._dropped_note(dropped0)}")
+                          f"LowCmd {rate_hz:.0f} Hz (period p99 {p99_ms:.1f} ms, error p99 {rep['err_p99_ms']:.2f} ms){self._dropped_note(dropped0)}")
 
     def _measured_q(self):
         q, _, why = self._state()

@@ -15,7 +15,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.serialization import deserialize_message, serialize_message
 
 from exoactor.g1.joints import NUM_BODY_JOINTS, NUM_MOTOR_SLOTS
-from exoactor.g1.lowcmd import LOWCMD_DTYPE, LowCmdFrame, unitree_crc32
+from exoactor.g1.lowcmd import LOWCMD_DTYPE, BodyCommandPacker, LowCmdFrame, unitree_crc32
 from exoactor.g1.lowstate import LOWSTATE_DTYPE, LowStateSample, lowstate_crc, sample_from_c_bytes
 from exoactor.g1.wire import LOWCMD_MAP, LOWSTATE_MAP, ByteMap
 from exoactor.nodes.params import ConfigError, declare
@@ -175,6 +175,7 @@ class LowCmdWriter:
     def __init__(self, fast: bool = True):
         self.LowCmd, _, _ = import_unitree_hg()
         self.fast = fast and check_against(LOWCMD_MAP, self.LowCmd, lambda m: lowcmd_msg_to_record(m).tobytes())
+        self._packer = BodyCommandPacker(NUM_BODY_JOINTS)
 
     def record(self, q, dq, kp, kd, mode_machine: int, tau=None, mode_pr: int = 0) -> np.ndarray:
         n = NUM_BODY_JOINTS
@@ -186,8 +187,9 @@ class LowCmdWriter:
         return frame.to_struct()
 
     def build(self, q, dq, kp, kd, mode_machine: int, tau=None, mode_pr: int = 0):
-        rec = self.record(q, dq, kp, kd, mode_machine, tau, mode_pr)
-        return LOWCMD_MAP.to_cdr(rec.tobytes()) if self.fast else record_to_lowcmd_msg(rec, self.LowCmd)
+        if self.fast:
+            return LOWCMD_MAP.to_cdr(self._packer.pack(q, dq, kp, kd, mode_machine, tau, mode_pr))
+        return record_to_lowcmd_msg(self.record(q, dq, kp, kd, mode_machine, tau, mode_pr), self.LowCmd)
 
     def build_frame(self, frame: LowCmdFrame):
         """A whole LowCmdFrame (all 35 slots as given, e.g. an /arm_sdk command with its blend

@@ -56,15 +56,18 @@ class G1JointTrajectory:
     def joint_names(self) -> tuple[str, ...]:
         return G1_JOINT_NAMES
 
-    def sample(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """Linearly interpolated (q, dq) at time t_s (clamped to the ends)."""
+    def interpolate(self, per_frame: np.ndarray, t_s: float) -> np.ndarray:
+        """Row of ``per_frame`` (T, ...) linearly interpolated at time t_s (clamped to the ends): the
+        one time -> frame mapping for positions, velocities and anything prepared per frame."""
         x = min(max(t_s * self.fps, 0.0), self.num_frames - 1.0)
         i = int(np.floor(x))
         j = min(i + 1, self.num_frames - 1)
         a = x - i
-        q = (1 - a) * self.positions_rad[i] + a * self.positions_rad[j]
-        dq = (1 - a) * self.velocities_rad_s[i] + a * self.velocities_rad_s[j]
-        return q, dq
+        return (1 - a) * per_frame[i] + a * per_frame[j]
+
+    def sample(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Linearly interpolated (q, dq) at time t_s (clamped to the ends)."""
+        return self.interpolate(self.positions_rad, t_s), self.interpolate(self.velocities_rad_s, t_s)
 
     def hand_closure_at(self, t_s: float) -> np.ndarray | None:
         """(2,) left and right hand closure at time t_s (nearest frame), or None without hands."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import queue
+from concurrent.futures import Future, TimeoutError as FutureTimeout
 
 import cv2
 import numpy as np
@@ -27,6 +28,31 @@ from exoactor.video.io import VideoWriter, read_image_rgb, write_image_rgb
 BATCH = 16
 
 
+class _RenderThread:
+    """One daemon thread that runs submitted calls in order (an OpenGL context belongs to the thread
+    that made it). A daemon, unlike a ThreadPoolExecutor's worker: a process told to stop while a
+    frame (or a renderer's first context) takes seconds on a loaded machine exits without waiting."""
+
+    def __init__(self, name: str = "render"):
+        self._q: queue.Queue = queue.Queue()
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def submit(self, fn, *args) -> Future:
+        fut: Future = Future()
+        self._q.put((fut, fn, args))
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            fut, fn, args = self._q.get()
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                fut.set_exception(e)
+
+
 class SyntheticVideoGenerator(VideoGenerator):
     """Renders steps with anny; ``fps`` frames per second of video."""
 
@@ -39,7 +65,7 @@ class SyntheticVideoGenerator(VideoGenerator):
         self._renderer_cam: PinholeCamera | None = None
         self._lock = threading.Lock()
         # An OpenGL context belongs to the thread that made it: all rendering runs on this one.
-        self._gl_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
+        self._gl_thread = _RenderThread()
 
     def warm_up(self) -> None:
         """Load the body model now (the first load ever builds anny's cache)."""
@@ -59,7 +85,13 @@ class SyntheticVideoGenerator(VideoGenerator):
 
     def generate(self, request: VideoRequest, progress: ProgressCallback, cancel: CancelToken) -> VideoSegment:
         self.warm_up()
-        return self._gl_thread.submit(self._generate, request, progress, cancel).result()
+        fut = self._gl_thread.submit(self._generate, request, progress, cancel)
+        while True:  # a cancel (or a node shutting down) returns at once, even mid-frame
+            try:
+                return fut.result(timeout=0.1)
+            except FutureTimeout:
+                if cancel.is_set():
+                    raise Canceled("video generation canceled") from None
 
     def _generate(self, request: VideoRequest, progress: ProgressCallback, cancel: CancelToken) -> VideoSegment:
         cam = request.camera
