@@ -108,31 +108,36 @@ def tracking_rig(g1_model, params: dict[str, str], domain_slot: int):
     os.environ["ROS_DOMAIN_ID"] = str(domain_id(domain_slot))
     args = ["--ros-args"] + [a for k, v in params.items() for a in ("-p", f"{k}:={v}")]
     rclpy.init(args=args)
-    helper = rclpy.create_node("exoactor_test_robot")
-    robot = FakeRobot(helper, stand_pose_rad(g1_model))
-    node = TrackingNode()
-    robot.capture(node)
-    ex = MultiThreadedExecutor(num_threads=6)
-    ex.add_node(node)
-    ex.add_node(helper)
-    threading.Thread(target=ex.spin, daemon=True).start()
-    from exoactor.action import TrackMotion
+    helper = node = ex = robot = None
+    try:  # a node that cannot start must not leave rclpy initialised for the next test module
+        helper = rclpy.create_node("exoactor_test_robot")
+        robot = FakeRobot(helper, stand_pose_rad(g1_model))
+        node = TrackingNode()
+        robot.capture(node)
+        ex = MultiThreadedExecutor(num_threads=6)
+        ex.add_node(node)
+        ex.add_node(helper)
+        threading.Thread(target=ex.spin, daemon=True).start()
+        from exoactor.action import TrackMotion
 
-    client = ActionClient(helper, TrackMotion, "exoactor/track_motion")
-    assert client.wait_for_server(30.0)
-    deadline = time.monotonic() + 30
-    while node.core.state(time.monotonic())[0] is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    robot.wait_matched()
-    time.sleep(0.5)  # discovery of the e-stop and bad-CRC topics
-    try:
+        client = ActionClient(helper, TrackMotion, "exoactor/track_motion")
+        assert client.wait_for_server(30.0)
+        deadline = time.monotonic() + 30
+        while node.core.state(time.monotonic())[0] is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        robot.wait_matched()
+        time.sleep(0.5)  # discovery of the e-stop and bad-CRC topics
         yield node, helper, robot, client
     finally:
-        robot.close()
-        node.close()
-        ex.shutdown(timeout_sec=2.0)
-        node.destroy_node()
-        helper.destroy_node()
+        if robot is not None:
+            robot.close()
+        if node is not None:
+            node.close()
+        if ex is not None:
+            ex.shutdown(timeout_sec=2.0)
+        for n in (node, helper):
+            if n is not None:
+                n.destroy_node()
         rclpy.try_shutdown()
 
 

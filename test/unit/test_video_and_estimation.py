@@ -102,6 +102,47 @@ def test_tiny_video_is_refused(tmp_path):
         MediaPipeEstimator().estimate(path, CAM, no_progress, threading.Event())
 
 
+def test_a_video_too_long_to_fit_at_once_is_refused_before_any_work(tmp_path, rendered):
+    _, seg = rendered
+    reports = []
+    with pytest.raises(MotionEstimationError, match="2 s long .*at most 1 s .*split it"):
+        MediaPipeEstimator(max_video_s=1.0).estimate(seg.video_path, CAM, lambda *a: reports.append(a),
+                                                     threading.Event())
+    assert not reports
+    with pytest.raises(ValueError, match="max_video_s must be positive"):
+        MediaPipeEstimator(max_video_s=0)
+
+
+def test_a_huge_video_gives_the_motion_of_the_same_clip_at_its_own_size(tmp_path, rendered):
+    from exoactor.video.io import read_video_frames
+
+    _, seg = rendered
+    import cv2
+
+    big = tmp_path / "huge.mp4"  # 2560x1920: scaled to 1280 wide for the detector, pixels mapped back
+    write_video(big, [cv2.resize(f, (2560, 1920), interpolation=cv2.INTER_LINEAR)
+                      for f in read_video_frames(seg.video_path)], 15.0)
+    small = MediaPipeEstimator().estimate(seg.video_path, CAM, no_progress, threading.Event())
+    huge = MediaPipeEstimator().estimate(big, CAM, no_progress, threading.Event())
+    assert huge.num_frames == small.num_frames
+    diff = np.linalg.norm(huge.keypoints_world_m - small.keypoints_world_m, axis=-1)
+    assert np.median(diff) < 0.03, np.median(diff)
+
+
+def test_a_truncated_video_gives_the_frames_it_has_or_a_clear_error(tmp_path, rendered):
+    _, seg = rendered
+    data = seg.video_path.read_bytes()
+    for keep in (0.6, 0.2):
+        cut = tmp_path / f"cut_{keep}.mp4"
+        cut.write_bytes(data[: int(len(data) * keep)])
+        try:
+            m = MediaPipeEstimator().estimate(cut, CAM, no_progress, threading.Event())
+        except MotionEstimationError as e:
+            assert str(e)
+        else:
+            assert 2 <= m.num_frames <= 30 and np.isfinite(m.keypoints_world_m).all()
+
+
 def test_file_backend_copies_user_videos_and_checks_count(tmp_path, rendered):
     _, seg = rendered
     steps = RuleBasedPlanner().plan("wave")

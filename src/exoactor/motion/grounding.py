@@ -22,11 +22,14 @@ from exoactor.skeleton import KP
 def ground_motion(rel_optical_m: np.ndarray, pixels_uv: np.ndarray, confidence: np.ndarray,
                   detected: np.ndarray, camera: PinholeCamera, fps: float, source: str,
                   smooth_sigma_frames: float = 1.5, min_detected_fraction: float = 0.5,
-                  fit: bool = True, max_subject_jump_m: float = 1.0) -> HumanMotion:
+                  fit: bool = True, max_subject_jump_m: float = 1.0,
+                  other_person: np.ndarray | None = None) -> HumanMotion:
     """World-grounded motion from per-frame relative keypoints.
 
     rel_optical_m: (T, J, 3) keypoints minus pelvis, in the camera optical axes, metres.
     pixels_uv: (T, J, 2) pixel coordinates; confidence: (T, J); detected: (T,) bool.
+    other_person: (T,) bool, frames where the estimator found someone else instead of the subject
+    (:mod:`exoactor.motion.subject`); flagged like those this function finds itself.
     """
     t_count = len(detected)
     if t_count < 2:
@@ -38,6 +41,10 @@ def ground_motion(rel_optical_m: np.ndarray, pixels_uv: np.ndarray, confidence: 
     # frame is someone else (the detector switched people); those frames count as without the person.
     rel_w = rel_optical_m @ camera.rot_world_from_optical.T
     other = other_person_frames(rel_w, pixels_uv, detected, camera, max_subject_jump_m)
+    if other_person is not None:
+        if np.shape(other_person) != (t_count,):
+            raise ValueError(f"other_person must be ({t_count},), got {np.shape(other_person)}")
+        other = other | np.asarray(other_person, bool)
     detected = detected & ~other
     frac = float(np.mean(detected))
     if frac < min_detected_fraction:

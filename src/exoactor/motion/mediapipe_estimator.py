@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import threading
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -24,6 +25,7 @@ from exoactor.motion.grounding import ground_motion
 from exoactor.motion.hands import MediaPipeHands, attach_hands
 from exoactor.motion.human_motion import HumanMotion, MotionEstimationError
 from exoactor.motion.mediapipe_regressor import WEIGHTS
+from exoactor.motion.subject import SUBJECT_RULES, SubjectTracker
 from exoactor.progress import Canceled, CancelToken, ProgressCallback
 from exoactor.skeleton import HAND_KEYPOINTS, HAND_SIDES, HUMAN_KEYPOINTS, KP
 from exoactor.video.io import read_video_frames
@@ -38,6 +40,10 @@ MEDIAPIPE_SOURCES: dict[str, tuple[int, ...]] = {
     "left_ankle": (27,), "right_ankle": (28,), "left_heel": (29,), "right_heel": (30,),
     "left_toe": (31,), "right_toe": (32,),
 }
+
+
+TORSO_LANDMARKS = (11, 12, 23, 24)
+"""MediaPipe Pose's shoulders and hips: whether two detections are one person is judged on these."""
 
 
 def landmark_map(learned: bool = True) -> np.ndarray:
@@ -63,12 +69,18 @@ class MediaPipeEstimator(MotionEstimator):
                             "(exoactor/motion/mediapipe_regressor.py); false = hand-made mid-points"),
         "hands": (False, "estimate both hands' 21 points with MediaPipe Hands on a crop around each wrist "
                          "(about +0.8 s of CPU per second of 640x480 video on 2 cores)"),
+        "subject": ("center", "which person to follow when several appear: center (nearest the frame's "
+                              "vertical centre line, among those at least half as tall as the tallest) or "
+                              "largest (see exoactor/motion/subject.py)"),
+        "max_video_s": (300.0, "longer videos are refused with a clear error (the clip fit solves the whole clip "
+                               "at once); split them"),
         "hands_crop_px": (256, "side of the square each wrist's crop is scaled to for MediaPipe Hands (pixels)"),
     }
 
     def __init__(self, min_detection_confidence: float = 0.5, smooth_sigma_frames: float = 1.5,
                  min_detected_fraction: float = 0.5, fit: bool = True, regressor: bool = True,
-                 hands: bool = False, hands_crop_px: int = 256, **_ignored):
+                 hands: bool = False, hands_crop_px: int = 256, subject: str = "center", max_video_s: float = 300.0,
+                 **_ignored):
         self.min_detection_confidence = float(min_detection_confidence)
         self.smooth_sigma_frames = float(smooth_sigma_frames)
         self.min_detected_fraction = float(min_detected_fraction)
@@ -78,6 +90,12 @@ class MediaPipeEstimator(MotionEstimator):
         self._map = landmark_map(bool(regressor))
         self.hands = bool(hands)
         self.hands_crop_px = int(hands_crop_px)
+        if subject not in SUBJECT_RULES:
+            raise ValueError(f"mediapipe.subject must be one of {', '.join(SUBJECT_RULES)}, got {subject!r}")
+        self.subject = subject
+        self.max_video_s = float(max_video_s)
+        if not self.max_video_s > 0:
+            raise ValueError(f"mediapipe.max_video_s must be positive, got {max_video_s}")
         if self.hands_crop_px < 64:
             raise ValueError(f"mediapipe.hands_crop_px must be at least 64, got {self.hands_crop_px}")
 
@@ -88,25 +106,37 @@ class MediaPipeEstimator(MotionEstimator):
         fps, n, w, h = input_video_info(video_path)
         if min(w, h) < 64:
             raise MotionEstimationError(f"the video is {w}x{h}; at least 64 pixels per side are needed")
+        if n / fps > self.max_video_s:
+            raise MotionEstimationError(f"the video is {n / fps:.0f} s long ({n} frames at {fps:g} fps); at most "
+                                        f"{self.max_video_s:g} s (mediapipe.max_video_s) is estimated at once: split it")
         sx, sy = camera.width / w, camera.height / h
         if abs(sx - sy) > 0.02:
             raise MotionEstimationError(
                 f"video aspect {w}x{h} does not match the camera calibration {camera.width}x{camera.height}")
-        rel, uv, conf, det = [], [], [], []
+        rel, uv, conf, det, other = [], [], [], [], []
         hand_rel, hand_conf = [], []
         scale = 1.0 if max(w, h) <= 1280 else 1280.0 / max(w, h)
+        fw, fh = (int(w * scale), int(h * scale)) if scale != 1.0 else (w, h)
+        to_camera = np.array([camera.width / fw, camera.height / fh])
         hands_or_none = (MediaPipeHands(self.min_detection_confidence, self.hands_crop_px) if self.hands
                          else contextlib.nullcontext())
-        with hands_or_none as hands, mp.solutions.pose.Pose(
-                static_image_mode=False, model_complexity=1, smooth_landmarks=True, enable_segmentation=False,
-                min_detection_confidence=self.min_detection_confidence) as pose:
+        pose_options = {"model_complexity": 1, "smooth_landmarks": True, "enable_segmentation": False,
+                        "min_detection_confidence": self.min_detection_confidence}
+        with hands_or_none as hands, mp.solutions.pose.Pose(static_image_mode=False, **pose_options) as video_pose, \
+                mp.solutions.pose.Pose(static_image_mode=True, **pose_options) as image_pose:
+            subject = SubjectTracker(_pose_detector(video_pose), _pose_detector(image_pose), fw, fh,
+                                     rule=self.subject, anchors=TORSO_LANDMARKS)
             for i, frame in enumerate(read_video_frames(video_path)):
                 if cancel.is_set():
                     raise Canceled("motion estimation canceled")
+                if frame.shape[:2] != (h, w):
+                    raise MotionEstimationError(
+                        f"frame {i} of {video_path.name} is {frame.shape[1]}x{frame.shape[0]}, the video says {w}x{h}")
                 if scale != 1.0:
-                    frame = cv2.resize(frame, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
-                res = pose.process(np.ascontiguousarray(frame))
-                if res.pose_landmarks is None or res.pose_world_landmarks is None:
+                    frame = cv2.resize(frame, (fw, fh), interpolation=cv2.INTER_AREA)
+                found = subject.step(frame)
+                other.append(found.other_person)
+                if found.detection is None:
                     rel.append(np.zeros((len(HUMAN_KEYPOINTS), 3)))
                     uv.append(np.zeros((len(HUMAN_KEYPOINTS), 2)))
                     conf.append(np.zeros(len(HUMAN_KEYPOINTS)))
@@ -114,18 +144,14 @@ class MediaPipeEstimator(MotionEstimator):
                     hand_rel.append(np.zeros((len(HAND_SIDES), len(HAND_KEYPOINTS), 3)))
                     hand_conf.append(np.zeros(len(HAND_SIDES)))
                 else:
-                    lm = res.pose_landmarks.landmark
-                    wl = res.pose_world_landmarks.landmark
-                    px = np.array([[p.x * camera.width, p.y * camera.height] for p in lm])
-                    world = np.array([[p.x, p.y, p.z] for p in wl])
-                    vis = np.array([p.visibility for p in lm])
+                    frame_px, (world, vis) = found.detection
+                    px = frame_px * to_camera
                     k3 = self._map @ world
                     rel.append(k3 - k3[0])
                     uv.append(self._map @ px)
                     conf.append(np.clip(np.abs(self._map) @ vis / np.abs(self._map).sum(1), 0.0, 1.0))
                     det.append(True)
                     if hands is not None:
-                        frame_px = px * [frame.shape[1] / camera.width, frame.shape[0] / camera.height]
                         r, c = hands.detect(np.ascontiguousarray(frame), frame_px, vis)
                         hand_rel.append(r)
                         hand_conf.append(c)
@@ -135,10 +161,27 @@ class MediaPipeEstimator(MotionEstimator):
             raise MotionEstimationError(f"no frame could be decoded from {video_path}")
         motion = ground_motion(np.array(rel), np.array(uv), np.array(conf), np.array(det), camera, fps,
                                source=self.name, smooth_sigma_frames=self.smooth_sigma_frames,
-                               min_detected_fraction=self.min_detected_fraction, fit=self.fit)
+                               min_detected_fraction=self.min_detected_fraction, fit=self.fit,
+                               other_person=np.array(other))
         if hands is not None:
             wrists = motion.keypoints_world_m[:, [KP[f"{s}_wrist"] for s in HAND_SIDES]]
             motion.hand_keypoints_world_m, motion.hand_confidence = attach_hands(
                 wrists, np.array(hand_rel), np.array(hand_conf), camera)
             motion.validate()
         return motion
+
+
+def _pose_detector(pose) -> Callable[[np.ndarray], tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None]:
+    """MediaPipe Pose as a :mod:`exoactor.motion.subject` detector: an RGB image -> (landmark pixels
+    (33, 2) in that image, (world landmarks (33, 3) metres, visibility (33,))), or None."""
+    def detect(image: np.ndarray):
+        res = pose.process(image)
+        if res.pose_landmarks is None or res.pose_world_landmarks is None:
+            return None
+        h, w = image.shape[:2]
+        lm = res.pose_landmarks.landmark
+        px = np.array([[p.x * w, p.y * h] for p in lm])
+        world = np.array([[p.x, p.y, p.z] for p in res.pose_world_landmarks.landmark])
+        vis = np.array([p.visibility for p in lm])
+        return px, (world, vis)
+    return detect

@@ -54,7 +54,12 @@ def declare_backend(node: Node, registry: dict[str, str], kind: str, name: str, 
     cls = backend_class(registry, name, kind)
     values = {key: declare(node, f"{name}.{key}", default, desc)
               for key, (default, desc) in backend_parameters(cls).items()}
-    return cls(**values, **extra)
+    try:
+        return cls(**values, **extra)
+    except ValueError as e:  # a backend's own check of its options: a user's mistake, said in one line
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"{kind} backend {name!r}: {e}") from None
 
 
 def declare_look_at(node: Node, prefix: str, size: bool = True, note: str = "") -> LookAtCalibration:

@@ -13,8 +13,8 @@ threads is unsafe), builds the backend once, then serves one motion at a time:
 
 A cancel (or a stop of execution) sets a shared event the backend polls between frames. A child
 that dies (killed, out of memory) fails the running goal with its exit status, and the next goal
-starts a fresh one. The child runs at the lowest CPU priority (nice 19): on a machine with few
-cores it yields to the control loop, the simulator and the other stages.
+starts a fresh one. Once its backend is built, the child runs at the lowest CPU priority (nice 19):
+on a machine with few cores it yields to the control loop, the simulator and the other stages.
 ROS-free.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ import time
 
 from exoactor.motion.human_motion import HumanMotion
 from exoactor.progress import Canceled, CancelToken, ProgressCallback, no_progress
-from exoactor.realtime import reset_to_normal_priority
+from exoactor.realtime import lower_process_priority, reset_to_normal_priority
 from exoactor.registry import UnknownBackendError
 from exoactor.retarget.trajectory import G1JointTrajectory, RetargetingError
 
@@ -39,7 +39,7 @@ NICE = 19
 def _child(registry: dict, backend: str, kwargs: dict, conn, cancel, nice: int) -> None:
     """The child process: build the backend, then retarget each motion sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the parent stops this process
-    reset_to_normal_priority(nice)  # started from a real-time thread, it would inherit SCHED_FIFO
+    reset_to_normal_priority()  # started from a real-time thread, it would inherit SCHED_FIFO
     try:
         from exoactor.registry import load_backend  # noqa: PLC0415
 
@@ -47,6 +47,9 @@ def _child(registry: dict, backend: str, kwargs: dict, conn, cancel, nice: int) 
     except Exception as e:  # noqa: BLE001 - reported to the parent, which raises it at start-up
         conn.send(("error", type(e).__name__, str(e)))
         return
+    # Built at normal priority (a one-off, before any goal): at nice 19 on a busy machine the imports
+    # alone took over START_TIMEOUT_S. Every thread made so far (torch's, say) and later ones yield.
+    lower_process_priority(nice)
     conn.send(("ready", getattr(retargeter, "name", backend)))
     while True:
         try:
