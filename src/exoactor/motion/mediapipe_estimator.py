@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -122,8 +123,13 @@ class MediaPipeEstimator(MotionEstimator):
                          else contextlib.nullcontext())
         pose_options = {"model_complexity": 1, "smooth_landmarks": True, "enable_segmentation": False,
                         "min_detection_confidence": self.min_detection_confidence}
+        # Hands of frame t run in a thread of their own while Pose reads frame t + 1 (MediaPipe's graphs
+        # release the GIL): at most one frame in flight, results kept in frame order.
+        hands_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hands") if self.hands else None
+        pending: Future | None = None
         with hands_or_none as hands, mp.solutions.pose.Pose(static_image_mode=False, **pose_options) as video_pose, \
-                mp.solutions.pose.Pose(static_image_mode=True, **pose_options) as image_pose:
+                mp.solutions.pose.Pose(static_image_mode=True, **pose_options) as image_pose, \
+                (hands_thread or contextlib.nullcontext()):
             subject = SubjectTracker(_pose_detector(video_pose), _pose_detector(image_pose), fw, fh,
                                      rule=self.subject, anchors=TORSO_LANDMARKS)
             for i, frame in enumerate(read_video_frames(video_path)):
@@ -152,11 +158,16 @@ class MediaPipeEstimator(MotionEstimator):
                     conf.append(np.clip(np.abs(self._map) @ vis / np.abs(self._map).sum(1), 0.0, 1.0))
                     det.append(True)
                     if hands is not None:
-                        r, c = hands.detect(np.ascontiguousarray(frame), frame_px, vis)
-                        hand_rel.append(r)
-                        hand_conf.append(c)
+                        if pending is not None:
+                            pending.result()  # one frame in flight: memory stays bounded
+                        pending = hands_thread.submit(hands.detect, np.ascontiguousarray(frame), frame_px, vis)
+                        hand_rel.append(pending)
+                        hand_conf.append(None)
                 if i % 10 == 0 or i + 1 == n:
                     progress(i + 1, n, f"pose{' and hands' if hands else ''} in frame {i + 1}/{n}")
+            for k, job in enumerate(hand_rel):
+                if isinstance(job, Future):
+                    hand_rel[k], hand_conf[k] = job.result()
         if not det:
             raise MotionEstimationError(f"no frame could be decoded from {video_path}")
         motion = ground_motion(np.array(rel), np.array(uv), np.array(conf), np.array(det), camera, fps,
