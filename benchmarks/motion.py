@@ -106,15 +106,12 @@ def hand_metrics(est_hands: np.ndarray | None, hand_conf: np.ndarray | None, tru
 
 def render_clip(body, renderer, action: str, fps: float, background: np.ndarray, path: Path
                 ) -> tuple[np.ndarray, np.ndarray]:
-    from exoactor.planning.vocabulary import VOCABULARY, Step  # noqa: PLC0415
+    from exoactor.planning.vocabulary import default_step  # noqa: PLC0415
     from exoactor.skeleton import HUMAN_KEYPOINTS  # noqa: PLC0415
     from exoactor.video.choreography import segment_poses  # noqa: PLC0415
     from exoactor.video.io import VideoWriter  # noqa: PLC0415
 
-    spec = VOCABULARY[action]
-    step = Step(action=action, side=spec.default_side, amount=spec.default_amount, amount_unit=spec.amount_unit,
-                direction="forward" if spec.amount_unit == "m" else "", duration_s=spec.default_duration_s)
-    poses = segment_poses([step], 0, fps)
+    poses = segment_poses([default_step(action)], 0, fps)
     truth = np.zeros((len(poses), len(HUMAN_KEYPOINTS), 3))
     hands = np.zeros((len(poses), 2, 21, 3))
     writer = VideoWriter(path, fps, renderer.camera.width, renderer.camera.height)
@@ -130,13 +127,10 @@ def render_clip(body, renderer, action: str, fps: float, background: np.ndarray,
 
 
 def background_image(w: int, h: int) -> np.ndarray:
-    """A plain room: a lighter wall over a darker floor with a little texture (deterministic)."""
-    rng = np.random.default_rng(0)
-    img = np.empty((h, w, 3), np.float32)
-    img[: h // 2] = (172, 168, 160)
-    img[h // 2:] = (118, 110, 100)
-    img += rng.normal(0, 4, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    """A plain room (:func:`exoactor.video.anny_body.plain_room_rgb`)."""
+    from exoactor.video.anny_body import plain_room_rgb  # noqa: PLC0415
+
+    return plain_room_rgb(w, h)
 
 
 def main() -> int:

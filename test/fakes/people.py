@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from exoactor.geometry import LookAtCalibration, PinholeCamera
-from exoactor.planning.vocabulary import VOCABULARY, Step
+from exoactor.planning.vocabulary import default_step
 from exoactor.video.choreography import BodyPose, segment_poses
 from exoactor.video.io import VideoWriter
 
@@ -25,32 +25,19 @@ def camera(width: int = 640, height: int = 480) -> PinholeCamera:
 
 def action_poses(action: str, frames: int, fps: float = 30.0) -> list[BodyPose]:
     """``frames`` poses of a vocabulary action at its defaults (the last pose held if it is shorter)."""
-    spec = VOCABULARY[action]
-    step = Step(action=action, side=spec.default_side, amount=spec.default_amount, amount_unit=spec.amount_unit,
-                direction="forward" if spec.amount_unit == "m" else "", duration_s=spec.default_duration_s)
-    poses = segment_poses([step], 0, fps)
+    poses = segment_poses([default_step(action)], 0, fps)
     return [poses[min(i, len(poses) - 1)].copy() for i in range(frames)]
-
-
-def background(width: int, height: int) -> np.ndarray:
-    """A plain room: a lighter wall over a darker floor, with a little texture."""
-    rng = np.random.default_rng(0)
-    img = np.empty((height, width, 3), np.float32)
-    img[: height // 2] = (172, 168, 160)
-    img[height // 2:] = (118, 110, 100)
-    img += rng.normal(0, 4, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def render_people(path: Path, cam: PinholeCamera, actors: list[tuple[object, list[BodyPose]]],
                   fps: float = 30.0) -> list[np.ndarray]:
     """Write the clip; returns each actor's (T, J, 3) true keypoints (world, metres)."""
-    from exoactor.video.anny_body import OffscreenHumanRenderer  # noqa: PLC0415
+    from exoactor.video.anny_body import OffscreenHumanRenderer, plain_room_rgb  # noqa: PLC0415
 
     frames = len(actors[0][1])
     posed = [body.pose_batch(poses) for body, poses in actors]
     renderer = OffscreenHumanRenderer(actors[0][0], cam)  # one GL context; anny bodies share their topology
-    bg = background(cam.width, cam.height)
+    bg = plain_room_rgb(cam.width, cam.height)
     writer = VideoWriter(path, fps, cam.width, cam.height)
     try:
         for t in range(frames):

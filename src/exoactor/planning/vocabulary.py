@@ -295,3 +295,11 @@ def plan_json_schema() -> dict:
         },
         "required": ["steps"],
     }
+
+
+def default_step(action: str) -> Step:
+    """A step of ``action`` at the vocabulary's defaults (side, amount, duration; forward for moves in
+    metres), as the benchmarks and test clips render it. KeyError for an action not in VOCABULARY."""
+    spec = VOCABULARY[action]
+    return Step(action=action, side=spec.default_side, amount=spec.default_amount, amount_unit=spec.amount_unit,
+                direction="forward" if spec.amount_unit == "m" else "", duration_s=spec.default_duration_s)

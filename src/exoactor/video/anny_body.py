@@ -203,6 +203,17 @@ class AnnyBody:
         return out
 
 
+def plain_room_rgb(width: int, height: int) -> np.ndarray:
+    """(H, W, 3) uint8 background of the benchmark and test clips: a lighter wall over a darker floor
+    with a little texture (deterministic)."""
+    rng = np.random.default_rng(0)
+    img = np.empty((height, width, 3), np.float32)
+    img[: height // 2] = (172, 168, 160)
+    img[height // 2:] = (118, 110, 100)
+    img += rng.normal(0, 4, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
 class OffscreenHumanRenderer:
     """Renders posed anny meshes over a background through a :class:`PinholeCamera` (pyrender)."""
 
