@@ -294,6 +294,8 @@ class _Run:
         self._first_error: BaseException | None = None
         self._activity: dict[tuple[int, str], tuple[float, str]] = {}
         self._step_progress: dict[tuple[int, str], float] = {}
+        self._stage_progress = 0.0  # the current stage's last reported progress (for the heartbeat)
+        self._overall_high = 0.0  # overall progress never goes back, whatever order feedback arrives in
         self._timeline: list[dict] = []
         self._remote: dict[str, dict] = {}
         self._canceled: list[tuple[str, int]] = []
@@ -313,13 +315,16 @@ class _Run:
         with self._lock:
             if (stage, step) != (self.stage, self.step):
                 self.episode.log(f"stage {stage}" + (f" (step {step + 1})" if stage in self.progress.PER_STEP else ""))
-            self.stage, self.step = stage, step
+            self.stage, self.step, self._stage_progress = stage, step, stage_progress
             if stage in self.progress.PER_STEP:
-                self._step_progress[(step, stage)] = stage_progress
-                self._activity[(step, stage)] = (stage_progress, detail)
+                # A late or repeated feedback message (a retry restarting at 0) never takes back work done.
+                key = (step, stage)
+                self._step_progress[key] = max(self._step_progress.get(key, 0.0), stage_progress)
+                self._activity[key] = (stage_progress, detail)
             in_flight = "; ".join(f"step {k + 1} {st} {p * 100:.0f}%"
                                   for (k, st), (p, _d) in sorted(self._activity.items()))
-            fb = ExecuteTask.Feedback(stage=stage, progress=float(self._overall(stage, stage_progress)),
+            self._overall_high = max(self._overall_high, self._overall(stage, stage_progress))
+            fb = ExecuteTask.Feedback(stage=stage, progress=float(self._overall_high),
                                       stage_progress=float(stage_progress), step_index=step,
                                       num_steps=self.progress.num_steps, detail=detail,
                                       elapsed_s=float(time.monotonic() - self.t0), in_flight=in_flight,
@@ -336,7 +341,7 @@ class _Run:
                 (k, st), (p, d) = max(self._activity.items(), key=lambda kv: kv[0])
                 self.feedback(st, p, d, k)
             else:
-                self.feedback(self.stage, 0.0, f"{self.stage.replace('_', ' ')}", self.step)
+                self.feedback(self.stage, self._stage_progress, f"{self.stage.replace('_', ' ')}", self.step)
 
     def stopping(self) -> bool:
         """A cancel was requested or the node is shutting down."""
