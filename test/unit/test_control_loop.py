@@ -383,3 +383,58 @@ def test_a_batch_of_lowstates_keeps_the_newest_usable_one_and_counts_the_newer_b
     assert rig.loop.bad_states == {"bad CRC": 3} and rig.loop.state(3.0)[1] == pytest.approx(1.0)
     rig.loop.on_lowstates([], 4.0)
     assert rig.loop.state(4.0)[1] == pytest.approx(2.0)
+
+
+# ---- the simulator's start-up order -------------------------------------------------------------
+@pytest.fixture
+def sim_rclpy():
+    import os
+
+    import rclpy
+
+    from fakes.domains import domain_id
+
+    os.environ["ROS_DOMAIN_ID"] = str(domain_id(60))
+    rclpy.init()
+    try:
+        yield
+    finally:
+        rclpy.try_shutdown()
+
+
+def test_sim_opens_the_camera_context_before_its_physics_runs(sim_rclpy, monkeypatch):
+    """Creating MuJoCo's GL context holds the GIL for 0.3-0.8 s (measured: a 384 ms /lowstate gap
+    that damped the robot in a CI run); it must be done while no physics thread is running yet."""
+    import threading
+
+    from exoactor.nodes.sim_node import G1SimNode
+    from exoactor.sim.g1_sim import G1Simulator
+
+    seen = []
+    original = G1Simulator.open_renderer
+
+    def recording(self):
+        seen.append({t.name for t in threading.enumerate()})
+        original(self)
+
+    monkeypatch.setattr(G1Simulator, "open_renderer", recording)
+    node = G1SimNode()
+    try:
+        assert seen and "physics" not in seen[0] and "camera" in seen[0], seen
+        assert node._thread.is_alive()
+    finally:
+        node.close()
+        node.destroy_node()
+
+
+def test_sim_without_opengl_says_so_in_one_error(sim_rclpy, monkeypatch):
+    from exoactor.nodes.params import ConfigError
+    from exoactor.nodes.sim_node import G1SimNode
+    from exoactor.sim.g1_sim import G1Simulator
+
+    def no_gl(self):
+        raise RuntimeError("eglInitialize failed")
+
+    monkeypatch.setattr(G1Simulator, "open_renderer", no_gl)
+    with pytest.raises(ConfigError, match="eglInitialize failed.*MUJOCO_GL.*camera_rate_hz 0"):
+        G1SimNode()

@@ -48,6 +48,9 @@ from exoactor.nodes.unitree_io import LowCmdReader, LowStateWriter, declare_unit
 from exoactor.realtime import MAX_RT_PRIORITY, make_named_threads_realtime, make_thread_realtime, normal_priority
 from exoactor.sim.g1_sim import ElasticBand, G1Simulator
 
+RENDERER_START_TIMEOUT_S = 60.0
+"""How long the camera thread may take to create its OpenGL context before the node gives up."""
+
 _MARKER_TYPES = {"mesh": Marker.MESH_RESOURCE, "box": Marker.CUBE, "sphere": Marker.SPHERE, "cylinder": Marker.CYLINDER}
 
 
@@ -157,13 +160,24 @@ class G1SimNode(Node):
         self.pub_odom = self.create_publisher(Odometry, "g1_sim/odom", qos_profile_sensor_data)
         self._mesh_markers = self._make_markers()
         self._stop = threading.Event()
+        # The camera's GL context first: creating it holds the GIL for up to a second on a loaded
+        # machine, which would stall the physics (and /lowstate) if it were already running.
+        self._render_thread = threading.Thread(target=self._render_loop, name="camera", daemon=True)
+        self._renderer_ready = threading.Event()
+        self._renderer_error: BaseException | None = None
+        if self.camera_rate > 0:
+            self._render_thread.start()
+            if not self._renderer_ready.wait(RENDERER_START_TIMEOUT_S):
+                raise ConfigError(f"the camera's OpenGL context was not ready within {RENDERER_START_TIMEOUT_S:.0f} s "
+                                   "(MUJOCO_GL=egl|osmesa; or camera_rate_hz 0 to run without a camera)")
+            if self._renderer_error is not None:
+                raise ConfigError(f"cannot render the exocentric camera: {type(self._renderer_error).__name__}: "
+                                  f"{self._renderer_error} (MUJOCO_GL=egl|osmesa; or camera_rate_hz 0 to run "
+                                  "without a camera)")
         self._thread = threading.Thread(target=self._loop, name="physics", daemon=True)
         self._thread.start()
         self._io_thread = threading.Thread(target=self._spin_io, name="lowcmd", daemon=True)
         self._io_thread.start()
-        self._render_thread = threading.Thread(target=self._render_loop, name="camera", daemon=True)
-        if self.camera_rate > 0:
-            self._render_thread.start()
 
         cam_pose = PoseStamped()
         cam_pose.header.frame_id = self.world_frame
@@ -269,6 +283,13 @@ class G1SimNode(Node):
     def _render_loop(self) -> None:
         """Camera frames on their own thread, so rendering never stalls the 500 Hz physics."""
         with normal_priority():  # never real-time: the renderer's worker threads inherit this
+            try:
+                self.sim.open_renderer()
+            except Exception as e:  # noqa: BLE001 - reported by the constructor, which waits for this
+                self._renderer_error = e
+                return
+            finally:
+                self._renderer_ready.set()
             self._render_frames()
 
     def _render_frames(self) -> None:

@@ -222,6 +222,16 @@ class G1Simulator:
         half = np.where(hinge, self.data.qpos[qadr], 0.0)[:, None] / 2
         return pos, quat_mul_wxyz(quat, np.concatenate([np.cos(half), axis * np.sin(half)], axis=1))
 
+    def open_renderer(self) -> None:
+        """Create the OpenGL context and upload the model to it (no-op when done). This holds the
+        GIL for 0.3-0.8 s on a loaded machine (MuJoCo's ``MjrContext`` does not release it): call it
+        from the rendering thread *before* another thread steps in real time, or that thread stalls."""
+        if self.camera is None:
+            raise RuntimeError("simulator created without a camera")
+        if self._renderer is None:
+            self.model.vis.quality.shadowsize = 0
+            self._renderer = self._mj.Renderer(self.model, self.camera.height, self.camera.width)
+
     def render(self) -> np.ndarray:
         """RGB image (H, W, 3) uint8 from the exocentric camera.
 
@@ -230,11 +240,7 @@ class G1Simulator:
         Call it from one thread only (the GL context belongs to the thread that first renders).
         """
         mj = self._mj
-        if self.camera is None:
-            raise RuntimeError("simulator created without a camera")
-        if self._renderer is None:
-            self.model.vis.quality.shadowsize = 0
-            self._renderer = mj.Renderer(self.model, self.camera.height, self.camera.width)
+        self.open_renderer()
         with self._physics_lock:
             mj.mj_copyData(self._render_data, self.model, self.data)
         self._renderer.update_scene(self._render_data, camera="exocentric")
