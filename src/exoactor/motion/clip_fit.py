@@ -111,6 +111,19 @@ def detect_planted(keypoints_world_m: np.ndarray, fps: float, height_margin_m: f
     return (z < floor[None] + height_margin_m) & (speed < speed_m_s)
 
 
+def bone_chains() -> np.ndarray:
+    """(J, B) 0/1: ``[j, b]`` is 1 when bone ``b`` of :data:`BONES` lies on the path from the pelvis to
+    joint ``j`` (joint = pelvis + the sum of those bones' vectors)."""
+    out = np.zeros((len(HUMAN_KEYPOINTS), len(BONES)))
+    bone_of_child = {c: b for b, (_p, c) in enumerate(BONES)}
+    for j, name in enumerate(HUMAN_KEYPOINTS):
+        while name in bone_of_child:
+            b = bone_of_child[name]
+            out[j, b] = 1.0
+            name = BONES[b][0]
+    return out
+
+
 def fit_clip(init_keypoints_world_m: np.ndarray, detected_rel_world_m: np.ndarray, pixels_uv: np.ndarray,
              confidence: np.ndarray, camera: PinholeCamera, fps: float, weights: FitWeights = FitWeights(),
              iterations: int = 300) -> ClipFit:
@@ -174,14 +187,12 @@ def fit_clip(init_keypoints_world_m: np.ndarray, detected_rel_world_m: np.ndarra
     both_planted = planted[1:] * planted[:-1]
     conf_sum = conf.sum().clamp(min=1e-9)
 
+    chain = torch.tensor(bone_chains(), dtype=dt)  # (J, B): the bones from the pelvis to each joint
+
     def keypoints(r, d, ll):
         unit = d / d.norm(dim=-1, keepdim=True).clamp(min=1e-9)
         bone = unit * torch.exp(ll)[key_of_bone][None, :, None]
-        pts: list = [None] * j_count
-        pts[KP["pelvis"]] = r
-        for b, (p, c) in enumerate(BONES):
-            pts[KP[c]] = pts[KP[p]] + bone[:, b]
-        return torch.stack(pts, dim=1), unit
+        return r[:, None, :] + torch.einsum("jb,tbc->tjc", chain, bone), unit
 
     w = weights
     huber_k = 2.0
