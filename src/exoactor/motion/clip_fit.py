@@ -111,6 +111,63 @@ def detect_planted(keypoints_world_m: np.ndarray, fps: float, height_margin_m: f
     return (z < floor[None] + height_margin_m) & (speed < speed_m_s)
 
 
+class TemporalPreconditioner:
+    """A change of variables that makes the clip fit's smoothness term well conditioned.
+
+    The acceleration term couples each trajectory's frames through ``D2^T D2`` (D2: second
+    differences); its condition number grows like T^4, and L-BFGS on the raw trajectories needed
+    over 1000 iterations to converge on a 5 s clip (stopped at 300, the fit kept a third of its
+    jitter). Trajectories are written ``y = L^-T z`` with ``L L^T = I + c D2^T D2`` (banded Cholesky,
+    bandwidth 2): in ``z`` the smoothness term's Hessian is about the identity. ``O(T)`` time and
+    memory for any clip length (a 300 s clip is 9000 frames). Time is the first axis everywhere.
+    """
+
+    def __init__(self, frames: int, strength: float):
+        from scipy.linalg import cholesky_banded  # noqa: PLC0415
+
+        if frames < 1 or not strength >= 0:
+            raise ValueError(f"expected frames >= 1 and strength >= 0, got {frames} and {strength}")
+        d2 = np.array([1.0, -2.0, 1.0])
+        band = np.zeros((3, frames))  # lower banded form of I + c D2^T D2: band[d, i] = M[i + d, i]
+        band[0] = 1.0
+        for r in range(frames - 2):  # each second difference (rows r, r+1, r+2 of D2^T D2)
+            for a in range(3):
+                for b in range(a + 1):
+                    band[a - b, r + b] += strength * d2[a] * d2[b]
+        self.lower = cholesky_banded(band, lower=True)  # lower[d, i] = L[i + d, i]
+        upper = np.zeros_like(self.lower)  # L^T in solve_banded's (0, 2) form: upper[2 - d, j] = L[j, j - d]
+        for d in range(3):
+            upper[2 - d, d:] = self.lower[d, :frames - d]
+        self.upper = upper
+        self.frames = frames
+
+    def to_z(self, y: np.ndarray) -> np.ndarray:
+        """z = L^T y for y (T, ...)."""
+        y2 = np.asarray(y, dtype=np.float64).reshape(self.frames, -1)
+        z = self.lower[0][:, None] * y2
+        for d in (1, 2):
+            z[:-d] += self.lower[d, :self.frames - d][:, None] * y2[d:]
+        return z.reshape(np.shape(y))
+
+    def from_z(self, z):
+        """y = L^-T z for a torch tensor z (T, N), differentiable (its gradient is L^-1 applied)."""
+        import torch  # noqa: PLC0415
+        from scipy.linalg import solve_banded  # noqa: PLC0415
+
+        pre = self
+
+        class _Solve(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, zz):
+                return torch.from_numpy(solve_banded((0, 2), pre.upper, zz.detach().numpy())).to(zz.dtype)
+
+            @staticmethod
+            def backward(ctx, grad):
+                return torch.from_numpy(solve_banded((2, 0), pre.lower, grad.detach().numpy())).to(grad.dtype)
+
+        return _Solve.apply(z)
+
+
 def bone_chains() -> np.ndarray:
     """(J, B) 0/1: ``[j, b]`` is 1 when bone ``b`` of :data:`BONES` lies on the path from the pelvis to
     joint ``j`` (joint = pelvis + the sum of those bones' vectors)."""
@@ -126,12 +183,16 @@ def bone_chains() -> np.ndarray:
 
 def fit_clip(init_keypoints_world_m: np.ndarray, detected_rel_world_m: np.ndarray, pixels_uv: np.ndarray,
              confidence: np.ndarray, camera: PinholeCamera, fps: float, weights: FitWeights = FitWeights(),
-             iterations: int = 300) -> ClipFit:
+             iterations: int = 200, precondition: float | tuple[float, float] = (100.0, 5.0)) -> ClipFit:
     """Fit the skeleton to a clip.
 
     init_keypoints_world_m: (T, J, 3) per-frame world estimate to start from (gaps already filled).
     detected_rel_world_m: (T, J, 3) detector 3D keypoints, any origin, world axes (directions used).
     pixels_uv: (T, J, 2) detected pixels; confidence: (T, J) in [0, 1] (0 for frames without a person).
+    iterations: L-BFGS iterations at most. precondition: the :class:`TemporalPreconditioner` strength
+    for the root and for the bone directions (one number: both; 0 = off). Measured on 8 clips (640x480,
+    2 shapes, 3 cameras): unpreconditioned at 300 iterations PA-MPJPE 71.9 mm, jitter 1.90; (100, 5) at
+    200 iterations 66.7 mm, 1.39, in two thirds of the time (a converged fit, 2000 iterations: 67.0, 1.09).
     """
     import torch  # noqa: PLC0415
 
@@ -158,14 +219,22 @@ def fit_clip(init_keypoints_world_m: np.ndarray, detected_rel_world_m: np.ndarra
     len0 = np.linalg.norm(vec0, axis=-1)
     med = np.array([np.median(len0[:, [b for b, (_, c) in enumerate(BONES) if _length_key(c) == k]])
                     for k in keys])
-    n_root, n_dirs = t_count * 3, t_count * len(BONES) * 3
-    x = torch.tensor(np.concatenate([init[:, KP["pelvis"]].ravel(),
-                                     (vec0 / np.maximum(len0[..., None], 1e-6)).ravel(),
+    n_time = 3 + len(BONES) * 3  # per frame: the root, then each bone's direction
+    c_root, c_dirs = (precondition, precondition) if np.isscalar(precondition) else precondition
+    pre_root = TemporalPreconditioner(t_count, c_root) if c_root > 0 else None
+    pre_dirs = TemporalPreconditioner(t_count, c_dirs) if c_dirs > 0 else None
+    r0 = init[:, KP["pelvis"]]
+    d0 = (vec0 / np.maximum(len0[..., None], 1e-6)).reshape(t_count, -1)
+    x = torch.tensor(np.concatenate([(pre_root.to_z(r0) if pre_root else r0).ravel(),
+                                     (pre_dirs.to_z(d0) if pre_dirs else d0).ravel(),
                                      np.log(np.maximum(med, 0.01))]), dtype=dt, requires_grad=True)
 
     def unpack(v):
-        return (v[:n_root].view(t_count, 3), v[n_root:n_root + n_dirs].view(t_count, len(BONES), 3),
-                v[n_root + n_dirs:])
+        r = v[:t_count * 3].view(t_count, 3)
+        d = v[t_count * 3:t_count * n_time].view(t_count, n_time - 3)
+        r = pre_root.from_z(r) if pre_root else r
+        d = pre_dirs.from_z(d) if pre_dirs else d
+        return r, d.reshape(t_count, len(BONES), 3), v[t_count * n_time:]
 
     det = np.nan_to_num(np.asarray(detected_rel_world_m, dtype=np.float64))
     dvec = det[:, child_idx] - det[:, parent_idx]
