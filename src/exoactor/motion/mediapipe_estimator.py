@@ -23,7 +23,7 @@ import numpy as np
 from exoactor.geometry import PinholeCamera
 from exoactor.motion.estimator import MotionEstimator, input_video_info
 from exoactor.motion.grounding import ground_motion
-from exoactor.motion.hands import MediaPipeHands, attach_hands
+from exoactor.motion.hands import MediaPipeHands, attach_hands, refine_hand_rotation
 from exoactor.motion.human_motion import HumanMotion, MotionEstimationError
 from exoactor.motion.mediapipe_regressor import WEIGHTS
 from exoactor.motion.subject import SUBJECT_RULES, SubjectTracker
@@ -75,12 +75,14 @@ class MediaPipeEstimator(MotionEstimator):
                               "largest (see exoactor/motion/subject.py)"),
         "max_video_s": (300.0, "longer videos are refused with a clear error (the clip fit solves the whole clip "
                                "at once); split them"),
+        "hands_refine": (True, "turn each detected hand about its wrist until it projects onto its own 2D points "
+                                "(exoactor.motion.hands.refine_hand_rotation); false = MediaPipe's 3D orientation"),
         "hands_crop_px": (256, "side of the square each wrist's crop is scaled to for MediaPipe Hands (pixels)"),
     }
 
     def __init__(self, min_detection_confidence: float = 0.5, smooth_sigma_frames: float = 1.5,
                  min_detected_fraction: float = 0.5, fit: bool = True, regressor: bool = True,
-                 hands: bool = False, hands_crop_px: int = 256, subject: str = "center", max_video_s: float = 300.0,
+                 hands: bool = False, hands_crop_px: int = 256, hands_refine: bool = True, subject: str = "center", max_video_s: float = 300.0,
                  **_ignored):
         self.min_detection_confidence = float(min_detection_confidence)
         self.smooth_sigma_frames = float(smooth_sigma_frames)
@@ -91,6 +93,7 @@ class MediaPipeEstimator(MotionEstimator):
         self._map = landmark_map(bool(regressor))
         self.hands = bool(hands)
         self.hands_crop_px = int(hands_crop_px)
+        self.hands_refine = bool(hands_refine)
         if subject not in SUBJECT_RULES:
             raise ValueError(f"mediapipe.subject must be one of {', '.join(SUBJECT_RULES)}, got {subject!r}")
         self.subject = subject
@@ -115,7 +118,7 @@ class MediaPipeEstimator(MotionEstimator):
             raise MotionEstimationError(
                 f"video aspect {w}x{h} does not match the camera calibration {camera.width}x{camera.height}")
         rel, uv, conf, det, other = [], [], [], [], []
-        hand_rel, hand_conf = [], []
+        hand_rel, hand_conf, hand_px = [], [], []
         scale = 1.0 if max(w, h) <= 1280 else 1280.0 / max(w, h)
         fw, fh = (int(w * scale), int(h * scale)) if scale != 1.0 else (w, h)
         to_camera = np.array([camera.width / fw, camera.height / fh])
@@ -149,6 +152,7 @@ class MediaPipeEstimator(MotionEstimator):
                     det.append(False)
                     hand_rel.append(np.zeros((len(HAND_SIDES), len(HAND_KEYPOINTS), 3)))
                     hand_conf.append(np.zeros(len(HAND_SIDES)))
+                    hand_px.append(np.zeros((len(HAND_SIDES), len(HAND_KEYPOINTS), 2)))
                 else:
                     frame_px, (world, vis) = found.detection
                     px = frame_px * to_camera
@@ -163,11 +167,13 @@ class MediaPipeEstimator(MotionEstimator):
                         pending = hands_thread.submit(hands.detect, np.ascontiguousarray(frame), frame_px, vis)
                         hand_rel.append(pending)
                         hand_conf.append(None)
+                        hand_px.append(None)
                 if i % 10 == 0 or i + 1 == n:
                     progress(i + 1, n, f"pose{' and hands' if hands else ''} in frame {i + 1}/{n}")
             for k, job in enumerate(hand_rel):
                 if isinstance(job, Future):
-                    hand_rel[k], hand_conf[k] = job.result()
+                    hand_rel[k], hand_conf[k], px_k = job.result()
+                    hand_px[k] = px_k * to_camera
         if not det:
             raise MotionEstimationError(f"no frame could be decoded from {video_path}")
         motion = ground_motion(np.array(rel), np.array(uv), np.array(conf), np.array(det), camera, fps,
@@ -176,8 +182,10 @@ class MediaPipeEstimator(MotionEstimator):
                                other_person=np.array(other))
         if hands is not None:
             wrists = motion.keypoints_world_m[:, [KP[f"{s}_wrist"] for s in HAND_SIDES]]
+            rel_hands = refine_hand_rotation(np.array(hand_rel), np.array(hand_px), np.array(hand_conf), wrists,
+                                             camera) if self.hands_refine else np.array(hand_rel)
             motion.hand_keypoints_world_m, motion.hand_confidence = attach_hands(
-                wrists, np.array(hand_rel), np.array(hand_conf), camera)
+                wrists, rel_hands, np.array(hand_conf), camera)
             motion.validate()
         return motion
 
