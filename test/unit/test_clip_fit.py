@@ -127,12 +127,15 @@ def test_temporal_preconditioner_is_the_documented_change_of_variables():
     z = torch.tensor(pre.to_z(y), requires_grad=True)
     np.testing.assert_allclose(pre.from_z(z).detach().numpy(), y, atol=1e-9)  # an exact round trip
     assert torch.autograd.gradcheck(pre.from_z, (z,))  # the gradient is L^-1 applied
-    # in z the smoothness energy |D2 y|^2 is well conditioned: its Hessian is L^-1 (c D2^T D2) L^-T
-    inv = np.linalg.inv(chol)
-    ev = np.linalg.eigvalsh(inv @ (c * d2.T @ d2) @ inv.T)
-    assert ev.max() < 1.0 + 1e-9  # versus 16 c for the raw trajectories
-    with pytest.raises(ValueError, match="frames >= 1"):
-        TemporalPreconditioner(0, 1.0)
+    # in z the smoothness energy c |D2 y|^2 is well conditioned: its Hessian, computed through the
+    # class's own from_z, has eigenvalues below 1 (versus up to 16 c for the raw trajectories)
+    basis = pre.from_z(torch.eye(t, dtype=torch.float64)).numpy()  # columns: L^-T e_k
+    ev = np.linalg.eigvalsh(basis.T @ (c * d2.T @ d2) @ basis)
+    assert ev.max() < 1.0 + 1e-9 and np.linalg.eigvalsh(c * d2.T @ d2).max() > 10 * c
+    with pytest.raises(ValueError, match="frames >= 2"):
+        TemporalPreconditioner(1, 1.0)
+    # a non-finite step (an L-BFGS line search gone wrong) flows through as NaN, to the fit's own check
+    assert not np.isfinite(pre.from_z(torch.full((t, 2), float("nan"), dtype=torch.float64)).numpy()).any()
 
 
 def test_preconditioned_fit_converges_further_in_the_same_iterations():

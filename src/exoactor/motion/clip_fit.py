@@ -125,8 +125,8 @@ class TemporalPreconditioner:
     def __init__(self, frames: int, strength: float):
         from scipy.linalg import cholesky_banded  # noqa: PLC0415
 
-        if frames < 1 or not strength >= 0:
-            raise ValueError(f"expected frames >= 1 and strength >= 0, got {frames} and {strength}")
+        if frames < 2 or not strength >= 0:
+            raise ValueError(f"expected frames >= 2 and strength >= 0, got {frames} and {strength}")
         d2 = np.array([1.0, -2.0, 1.0])
         band = np.zeros((3, frames))  # lower banded form of I + c D2^T D2: band[d, i] = M[i + d, i]
         band[0] = 1.0
@@ -159,11 +159,11 @@ class TemporalPreconditioner:
         class _Solve(torch.autograd.Function):
             @staticmethod
             def forward(ctx, zz):
-                return torch.from_numpy(solve_banded((0, 2), pre.upper, zz.detach().numpy())).to(zz.dtype)
+                return torch.from_numpy(solve_banded((0, 2), pre.upper, zz.detach().numpy(), check_finite=False)).to(zz.dtype)
 
             @staticmethod
             def backward(ctx, grad):
-                return torch.from_numpy(solve_banded((2, 0), pre.lower, grad.detach().numpy())).to(grad.dtype)
+                return torch.from_numpy(solve_banded((2, 0), pre.lower, grad.detach().numpy(), check_finite=False)).to(grad.dtype)
 
         return _Solve.apply(z)
 

@@ -98,7 +98,7 @@ class MediaPipeHands:
         frame_rgb: (H, W, 3) uint8. pose_px: (33, 2) MediaPipe Pose landmarks in this frame's
         pixels, or None (no person). Returns (rel_optical_m (2, 21, 3): points relative to the
         wrist in camera axes (x right, y down, z forward), metres; confidence (2,), 0 where the
-        hand was not found)."""
+        hand was not found; px (2, 21, 2): the points in this frame's pixels, zeros where not found)."""
         import cv2  # noqa: PLC0415
 
         rel = np.zeros((len(HAND_SIDES), len(HAND_KEYPOINTS), 3))

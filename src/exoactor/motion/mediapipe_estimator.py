@@ -82,8 +82,8 @@ class MediaPipeEstimator(MotionEstimator):
 
     def __init__(self, min_detection_confidence: float = 0.5, smooth_sigma_frames: float = 1.5,
                  min_detected_fraction: float = 0.5, fit: bool = True, regressor: bool = True,
-                 hands: bool = False, hands_crop_px: int = 256, hands_refine: bool = True, subject: str = "center", max_video_s: float = 300.0,
-                 **_ignored):
+                 hands: bool = False, hands_crop_px: int = 256, hands_refine: bool = True, subject: str = "center",
+                 max_video_s: float = 300.0, **_ignored):
         self.min_detection_confidence = float(min_detection_confidence)
         self.smooth_sigma_frames = float(smooth_sigma_frames)
         self.min_detected_fraction = float(min_detected_fraction)

@@ -168,6 +168,7 @@ class G1SimNode(Node):
         if self.camera_rate > 0:
             self._render_thread.start()
             if not self._renderer_ready.wait(RENDERER_START_TIMEOUT_S):
+                self._stop.set()  # should the context still come up, the camera thread ends at once
                 raise ConfigError(f"the camera's OpenGL context was not ready within {RENDERER_START_TIMEOUT_S:.0f} s "
                                    "(MUJOCO_GL=egl|osmesa; or camera_rate_hz 0 to run without a camera)")
             if self._renderer_error is not None:
