@@ -33,6 +33,15 @@ def quat_wxyz_to_matrix(q: np.ndarray) -> np.ndarray:
     ], -2)
 
 
+def axis_angle_to_quat_wxyz(aa: np.ndarray) -> np.ndarray:
+    """(..., 3) rotation vectors (axis times angle, rad) -> (..., 4) quaternions (w, x, y, z)."""
+    aa = np.asarray(aa, dtype=np.float64)
+    angle = np.linalg.norm(aa, axis=-1, keepdims=True)
+    half = 0.5 * angle
+    scale = np.where(angle > 1e-12, np.sin(half) / np.where(angle > 1e-12, angle, 1.0), 0.5)
+    return np.concatenate([np.cos(half), aa * scale], axis=-1)
+
+
 def matrix_to_quat_wxyz(m: np.ndarray) -> np.ndarray:
     """(..., 3, 3) rotation matrices -> (..., 4) quaternions (w, x, y, z), w >= 0."""
     m = np.asarray(m, dtype=np.float64)

@@ -179,7 +179,7 @@ def test_rviz_markers_show_the_hands_seen_in_the_frame_and_delete_the_others():
 def test_refine_hand_rotation_turns_a_misoriented_hand_onto_its_2d_points(body):
     """A hand whose 3D guess is tilted 25 deg from the truth ends closer to the truth once turned to
     project onto its 2D points; a frame without a detection is left as it was."""
-    from exoactor.geometry import quat_wxyz_to_matrix
+    from exoactor.geometry import axis_angle_to_quat_wxyz, quat_wxyz_to_matrix
     from exoactor.motion.hands import refine_hand_rotation
 
     cam = LookAtCalibration(1280, 720, 50.0, (2.6, -1.3, 1.3), (0.0, 0.0, 0.8)).camera()
@@ -196,8 +196,7 @@ def test_refine_hand_rotation_turns_a_misoriented_hand_onto_its_2d_points(body):
     for k in range(t - 1):  # the last frame: no detection
         axis = rng.normal(size=3)
         axis /= np.linalg.norm(axis)
-        a = np.radians(25.0) / 2
-        tilt = quat_wxyz_to_matrix(np.array([np.cos(a), *(np.sin(a) * axis)]))
+        tilt = quat_wxyz_to_matrix(axis_angle_to_quat_wxyz(np.radians(25.0) * axis))
         tilts.append(tilt)
         rel[k, 1] = truth_opt @ tilt.T
         uv, _ = cam.project(wrist + truth_opt @ cam.rot_world_from_optical.T)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from exoactor.g1.joints import G1_JOINT_NAMES, ISAACLAB_FROM_UNITREE, NUM_BODY_JOINTS
+from exoactor.geometry import axis_angle_to_quat_wxyz
 from exoactor.progress import (NEVER_CANCELED, CancelToken, ProgressCallback, check_cancel, no_progress,
                                sleep_cancellable)
 from exoactor.retarget.trajectory import G1JointTrajectory
@@ -141,13 +142,6 @@ def _slerp(q: np.ndarray, i: np.ndarray, j: np.ndarray, w: np.ndarray) -> np.nda
     return out / np.linalg.norm(out, axis=-1, keepdims=True)
 
 
-def _axis_angle_to_quat(aa: np.ndarray) -> np.ndarray:
-    angle = np.linalg.norm(aa, axis=-1, keepdims=True)
-    half = 0.5 * angle
-    scale = np.where(angle > 1e-12, np.sin(half) / np.where(angle > 1e-12, angle, 1.0), 0.5)
-    return np.concatenate([np.cos(half), aa * scale], axis=-1)
-
-
 def _quat_to_axis_angle(q: np.ndarray) -> np.ndarray:
     q = q * np.where(q[..., :1] < 0, -1.0, 1.0)  # w >= 0: angle in [0, pi]
     v = q[..., 1:]
@@ -158,7 +152,7 @@ def _quat_to_axis_angle(q: np.ndarray) -> np.ndarray:
 
 def _slerp_axis_angle(aa: np.ndarray, i: np.ndarray, j: np.ndarray, w: np.ndarray) -> np.ndarray:
     """(T, K, 3) axis-angle rotations interpolated along the rotation (not component-wise)."""
-    q = _axis_angle_to_quat(np.asarray(aa, dtype=np.float64))  # (T, K, 4)
+    q = axis_angle_to_quat_wxyz(aa)  # (T, K, 4)
     a, b = q[i], q[j]  # (Tout, K, 4)
     b = np.where(np.sum(a * b, axis=-1, keepdims=True) < 0, -b, b)
     theta = np.arccos(np.clip(np.sum(a * b, axis=-1), -1.0, 1.0))  # (Tout, K)

@@ -140,6 +140,7 @@ class TemporalPreconditioner:
             upper[2 - d, d:] = self.lower[d, :frames - d]
         self.upper = upper
         self.frames = frames
+        self._solve = None  # the torch autograd Function, made on first use (torch is imported lazily)
 
     def to_z(self, y: np.ndarray) -> np.ndarray:
         """z = L^T y for y (T, ...)."""
@@ -151,21 +152,29 @@ class TemporalPreconditioner:
 
     def from_z(self, z):
         """y = L^-T z for a torch tensor z (T, N), differentiable (its gradient is L^-1 applied)."""
+        if self._solve is None:
+            self._solve = self._make_solve()
+        return self._solve.apply(z)
+
+    def _make_solve(self):
         import torch  # noqa: PLC0415
         from scipy.linalg import solve_banded  # noqa: PLC0415
 
-        pre = self
+        upper, lower = self.upper, self.lower
+
+        def solve(form, band, x):  # NaN passes through (to fit_clip's own divergence check)
+            return torch.from_numpy(solve_banded(form, band, x.detach().numpy(), check_finite=False)).to(x.dtype)
 
         class _Solve(torch.autograd.Function):
             @staticmethod
             def forward(ctx, zz):
-                return torch.from_numpy(solve_banded((0, 2), pre.upper, zz.detach().numpy(), check_finite=False)).to(zz.dtype)
+                return solve((0, 2), upper, zz)
 
             @staticmethod
             def backward(ctx, grad):
-                return torch.from_numpy(solve_banded((2, 0), pre.lower, grad.detach().numpy(), check_finite=False)).to(grad.dtype)
+                return solve((2, 0), lower, grad)
 
-        return _Solve.apply(z)
+        return _Solve
 
 
 def bone_chains() -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from exoactor.geometry import PinholeCamera
+from exoactor.geometry import PinholeCamera, axis_angle_to_quat_wxyz, quat_wxyz_to_matrix
 from exoactor.skeleton import HAND_KEYPOINTS, HAND_SIDES
 
 POSE_HAND_LANDMARKS = {"left": (15, 17, 19, 21), "right": (16, 18, 20, 22)}
@@ -142,16 +142,6 @@ class MediaPipeHands:
         return rel, conf, px
 
 
-def _rotation_matrices(rotvec: np.ndarray) -> np.ndarray:
-    """(N, 3) rotation vectors (rad) -> (N, 3, 3) matrices (Rodrigues)."""
-    theta = np.linalg.norm(rotvec, axis=-1)[:, None, None]
-    k = rotvec / np.maximum(theta[:, 0], 1e-12)
-    kx = np.zeros((len(rotvec), 3, 3))
-    kx[:, 0, 1], kx[:, 0, 2], kx[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
-    kx = kx - kx.transpose(0, 2, 1)
-    return np.eye(3) + np.sin(theta) * kx + (1.0 - np.cos(theta)) * kx @ kx
-
-
 def refine_hand_rotation(rel_optical_m: np.ndarray, hand_px: np.ndarray, confidence: np.ndarray,
                          wrists_world_m: np.ndarray, camera: PinholeCamera, pixel_sigma: float = 2.0,
                          prior_rad: float = 0.35, iterations: int = 6) -> np.ndarray:
@@ -186,8 +176,11 @@ def refine_hand_rotation(rel_optical_m: np.ndarray, hand_px: np.ndarray, confide
     def project(p):
         return p[..., :2] / np.maximum(p[..., 2:], 1e-3) * f
 
+    def rotations(rotvec):
+        return quat_wxyz_to_matrix(axis_angle_to_quat_wxyz(rotvec))
+
     def residual(v):  # v: rotation vector (3) and log scale (1)
-        pts = w_opt[:, None] + np.exp(v[:, 3:])[:, None] * shape @ _rotation_matrices(v[:, :3]).transpose(0, 2, 1)
+        pts = w_opt[:, None] + np.exp(v[:, 3:])[:, None] * shape @ rotations(v[:, :3]).transpose(0, 2, 1)
         r2d = (project(pts[:, 1:]) - project(w_opt)[:, None] - seen[:, 1:]) / pixel_sigma
         return np.concatenate([r2d.reshape(len(v), -1), v[:, :3] / prior_rad], axis=1)
 
@@ -199,7 +192,7 @@ def refine_hand_rotation(rel_optical_m: np.ndarray, hand_px: np.ndarray, confide
         jtj = jac.transpose(0, 2, 1) @ jac
         step = np.linalg.solve(jtj + 1e-9 * np.eye(4), -(jac.transpose(0, 2, 1) @ r[..., None]))[..., 0]
         v = v + np.clip(step, -0.5, 0.5)
-    out[sel] = shape @ _rotation_matrices(v[:, :3]).transpose(0, 2, 1)
+    out[sel] = shape @ rotations(v[:, :3]).transpose(0, 2, 1)
     return out
 
 

@@ -167,14 +167,14 @@ class G1SimNode(Node):
         self._renderer_error: BaseException | None = None
         if self.camera_rate > 0:
             self._render_thread.start()
+            hint = "(MUJOCO_GL=egl|osmesa; or camera_rate_hz 0 to run without a camera)"
             if not self._renderer_ready.wait(RENDERER_START_TIMEOUT_S):
                 self._stop.set()  # should the context still come up, the camera thread ends at once
                 raise ConfigError(f"the camera's OpenGL context was not ready within {RENDERER_START_TIMEOUT_S:.0f} s "
-                                   "(MUJOCO_GL=egl|osmesa; or camera_rate_hz 0 to run without a camera)")
+                                  f"{hint}")
             if self._renderer_error is not None:
                 raise ConfigError(f"cannot render the exocentric camera: {type(self._renderer_error).__name__}: "
-                                  f"{self._renderer_error} (MUJOCO_GL=egl|osmesa; or camera_rate_hz 0 to run "
-                                  "without a camera)")
+                                  f"{self._renderer_error} {hint}")
         self._thread = threading.Thread(target=self._loop, name="physics", daemon=True)
         self._thread.start()
         self._io_thread = threading.Thread(target=self._spin_io, name="lowcmd", daemon=True)
