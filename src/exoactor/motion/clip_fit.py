@@ -207,7 +207,8 @@ def fit_clip(init_keypoints_world_m: np.ndarray, detected_rel_world_m: np.ndarra
     iterations: L-BFGS iterations at most. precondition: the :class:`TemporalPreconditioner` strength
     for the root and for the bone directions (one number: both; 0 = off). Measured on 8 clips (640x480,
     2 shapes, 3 cameras): unpreconditioned at 300 iterations PA-MPJPE 71.9 mm, jitter 1.90; (100, 5) at
-    200 iterations 66.7 mm, 1.39, in two thirds of the time (a converged fit, 2000 iterations: 67.0, 1.09).
+    200 iterations 66.7 mm, 1.39, in two thirds of the time (a converged fit, 2000 iterations: 67.0, 1.09);
+    those figures are with the earlier quadratic acceleration cost (0.004 m).
     """
     import torch  # noqa: PLC0415
 
