@@ -40,6 +40,11 @@ def true_clip(t_count=60, fps=30.0):
     return out, fps
 
 
+def mean_acceleration(keypoints):
+    """Mean keypoint acceleration (m per frame^2) of (T, J, 3) keypoints."""
+    return np.linalg.norm(keypoints[2:] - 2 * keypoints[1:-1] + keypoints[:-2], axis=-1).mean()
+
+
 def noisy_inputs(truth, rng, px_sigma=2.0, m_sigma=0.03):
     uv, _ = CAM.project(truth)
     uv = uv + rng.normal(0, px_sigma, uv.shape)
@@ -69,8 +74,7 @@ def test_fit_recovers_the_skeleton_from_noisy_detections():
     sole = np.array([SOLE_HEIGHT_M[n] for n in FOOT_POINTS])
     assert (feet[..., 2] > sole - 0.01).all()
     # smoother than the (already smoothed) input
-    acc = lambda k: np.linalg.norm(k[2:] - 2 * k[1:-1] + k[:-2], axis=-1).mean()  # noqa: E731
-    assert acc(fit.keypoints_world_m) < 0.5 * acc(init)
+    assert mean_acceleration(fit.keypoints_world_m) < 0.5 * mean_acceleration(init)
     assert fit.reprojection_px.shape == (len(truth),) and fit.reprojection_px.mean() < 6.0  # pixel noise 2 px (mean norm 2.5)
 
 
@@ -143,7 +147,7 @@ def test_preconditioned_fit_converges_further_in_the_same_iterations():
     smoother and closer to the truth (the same energy: only the variables change)."""
     truth, fps = true_clip(90)
     init, rel_det, uv, conf = noisy_inputs(truth, np.random.default_rng(3))
-    acc = lambda k: np.linalg.norm(k[2:] - 2 * k[1:-1] + k[:-2], axis=-1).mean()  # noqa: E731
+    acc = mean_acceleration
     raw = fit_clip(init, rel_det, uv, conf, CAM, fps, iterations=60, precondition=0.0).keypoints_world_m
     pre = fit_clip(init, rel_det, uv, conf, CAM, fps, iterations=60).keypoints_world_m
     err = lambda k: np.linalg.norm(k - truth, axis=-1).mean()  # noqa: E731
@@ -166,7 +170,7 @@ def test_robust_smoothness_keeps_a_fast_wave_that_a_quadratic_one_flattens():
     init, rel_det, uv, conf = noisy_inputs(truth, np.random.default_rng(4), px_sigma=1.0, m_sigma=0.01)
     wrist = KP["right_wrist"]
     err = lambda k: np.linalg.norm(k[:, wrist] - truth[:, wrist], axis=-1).mean()  # noqa: E731
-    acc = lambda k: np.linalg.norm(k[2:] - 2 * k[1:-1] + k[:-2], axis=-1)[:, KP["left_wrist"]].mean()  # noqa: E731
+    acc = lambda k: mean_acceleration(k[:, [KP["left_wrist"]]])  # noqa: E731
     robust = fit_clip(init, rel_det, uv, conf, CAM, fps).keypoints_world_m
     quadratic = fit_clip(init, rel_det, uv, conf, CAM, fps, weights=FitWeights(acceleration_huber=0.0)).keypoints_world_m
     assert err(robust) < 0.7 * err(quadratic), (err(robust), err(quadratic))
